@@ -1,0 +1,1 @@
+"""File formats: video streams, PNG sequences, JSON containers, object assets."""

@@ -1,0 +1,98 @@
+"""Scene4D on disk: a folder with the pinned JSON files and memory-mapped arrays.
+
+Layout (``scene/``)::
+
+    scene.json           SceneMeta (pinned schema, docs/design.md)
+    cameras.json         ObjectTrack schema without object poses (pinned)
+    depth.npy            (T, H, W) float32 z-depth, scene units, 0 = unknown
+    depth_confidence.npy (T, H, W) float16 in [0, 1]
+    dynamic_mask.npy     (T, H, W) uint8 0/1
+    flow_forward.npy     (T-1, H, W, 2) float16 pixels, t -> t+1      (optional)
+    flow_backward.npy    (T-1, H, W, 2) float16 pixels, t+1 -> t      (optional)
+    points.npz           points_world (N, 3) float64, points_color (N, 3) uint8 (optional)
+
+``.npy`` files are opened as read-only memmaps, so a long clip's scene does not
+need to fit in memory. Everything is written under temporary names and renamed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from insertanywhere.conventions import ObjectTrack, Scene4D, SceneMeta
+from insertanywhere.errors import InputError
+from insertanywhere.io.atomic import atomic_path, read_json, write_json_atomic
+
+SCENE_JSON = "scene.json"
+CAMERAS_JSON = "cameras.json"
+
+
+def save_array(path: Path, array: np.ndarray, dtype: np.dtype | type | None = None) -> None:
+    """Write one ``.npy`` atomically, converting to ``dtype`` frame by frame (bounded memory)."""
+    dtype = np.dtype(dtype or array.dtype)
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=array.shape)
+        for t in range(array.shape[0]):
+            out[t] = array[t]
+        out.flush()
+        del out
+
+
+def load_array(path: Path) -> np.ndarray:
+    return np.load(path, mmap_mode="r")
+
+
+def save_scene(scene: Scene4D, folder: str | os.PathLike[str]) -> Path:
+    """Write ``scene`` into ``folder`` (created). JSON files are written last, so a
+    folder with ``scene.json`` is complete."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_array(folder / "depth.npy", scene.depth, np.float32)
+    save_array(folder / "depth_confidence.npy", scene.depth_confidence, np.float16)
+    save_array(folder / "dynamic_mask.npy", scene.dynamic_mask, np.uint8)
+    if scene.flow_forward is not None:
+        save_array(folder / "flow_forward.npy", scene.flow_forward, np.float16)
+    if scene.flow_backward is not None:
+        save_array(folder / "flow_backward.npy", scene.flow_backward, np.float16)
+    if scene.points_world is not None:
+        colors = scene.points_color if scene.points_color is not None else np.zeros_like(scene.points_world, np.uint8)
+        with atomic_path(folder / "points.npz") as tmp:
+            np.savez_compressed(tmp, points_world=scene.points_world, points_color=colors)
+    track = ObjectTrack.from_cameras(scene.meta.width, scene.meta.height, scene.cameras)
+    write_json_atomic(folder / CAMERAS_JSON, track.to_dict())
+    write_json_atomic(folder / SCENE_JSON, scene.meta.to_dict())
+    return folder
+
+
+def scene_exists(folder: str | os.PathLike[str]) -> bool:
+    """True when ``folder`` holds a complete saved Scene4D."""
+    folder = Path(folder)
+    return (folder / SCENE_JSON).is_file() and (folder / CAMERAS_JSON).is_file() and (folder / "depth.npy").is_file()
+
+
+def load_scene(folder: str | os.PathLike[str]) -> Scene4D:
+    """Load a Scene4D saved by ``save_scene``; arrays come back as read-only memmaps."""
+    folder = Path(folder)
+    if not scene_exists(folder):
+        raise InputError(f"{folder}: not a saved scene (needs scene.json, cameras.json, depth.npy)")
+    meta = SceneMeta.from_dict(read_json(folder / SCENE_JSON))
+    track = ObjectTrack.from_dict(read_json(folder / CAMERAS_JSON))
+    dynamic = load_array(folder / "dynamic_mask.npy")
+    points_world = points_color = None
+    if (folder / "points.npz").is_file():
+        with np.load(folder / "points.npz") as data:
+            points_world, points_color = data["points_world"], data["points_color"]
+    return Scene4D(
+        meta=meta,
+        cameras=track.cameras,
+        depth=load_array(folder / "depth.npy"),
+        depth_confidence=load_array(folder / "depth_confidence.npy"),
+        dynamic_mask=dynamic.view(bool) if dynamic.dtype == np.uint8 else dynamic,
+        flow_forward=load_array(folder / "flow_forward.npy") if (folder / "flow_forward.npy").is_file() else None,
+        flow_backward=load_array(folder / "flow_backward.npy") if (folder / "flow_backward.npy").is_file() else None,
+        points_world=points_world,
+        points_color=points_color,
+    )
