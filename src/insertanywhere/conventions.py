@@ -163,7 +163,7 @@ class Camera:
     def pixel_rays_cam(self, pixels: np.ndarray) -> np.ndarray:
         """(N, 3) float64 camera-frame rays with z = 1 through ``pixels`` (N, 2)."""
         pixels = np.asarray(pixels, dtype=np.float64)
-        ones = np.ones(pixels.shape[:-1] + (1,))
+        ones = np.ones((*pixels.shape[:-1], 1))
         homogeneous = np.concatenate([pixels, ones], axis=-1)
         return homogeneous @ np.linalg.inv(self.K).T
 
