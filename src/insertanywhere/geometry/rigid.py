@@ -1,0 +1,105 @@
+"""Rigid and similarity transforms between point sets (Kabsch / Umeyama), and rotation helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+
+def umeyama(source: np.ndarray, target: np.ndarray, with_scale: bool = True) -> np.ndarray:
+    """Least-squares similarity (or rigid) transform mapping ``source`` onto ``target``.
+
+    Umeyama, "Least-squares estimation of transformation parameters between two point
+    patterns", PAMI 1991, eqs. 34-43 (Kabsch when ``with_scale`` is False).
+
+    Args:
+        source: (N, 3) points in frame a.
+        target: (N, 3) corresponding points in frame b.
+
+    Returns:
+        (4, 4) float64 ``b_from_a`` = [s R | t].
+    """
+    source = np.asarray(source, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    mu_s, mu_t = source.mean(0), target.mean(0)
+    src, tgt = source - mu_s, target - mu_t
+    covariance = tgt.T @ src / len(source)
+    u, d, vt = np.linalg.svd(covariance)
+    sign = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[2, 2] = -1
+    rotation = u @ sign @ vt
+    scale = 1.0
+    if with_scale:
+        variance = (src**2).sum() / len(source)
+        scale = float(np.trace(np.diag(d) @ sign) / max(variance, 1e-300))
+    transform = np.eye(4)
+    transform[:3, :3] = scale * rotation
+    transform[:3, 3] = mu_t - scale * rotation @ mu_s
+    return transform
+
+
+def kabsch_ransac(
+    source: np.ndarray, target: np.ndarray, threshold: float, rng: np.random.Generator, iterations: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
+    """Robust rigid fit: RANSAC over 3-point Kabsch hypotheses, refit on the inliers.
+
+    Args:
+        source, target: (N, 3) corresponding points.
+        threshold: inlier distance (target units).
+
+    Returns:
+        (4, 4) ``target_from_source`` and an (N,) bool inlier mask.
+    """
+    n = len(source)
+    best = np.zeros(n, dtype=bool)
+    for idx in rng.integers(0, n, size=(iterations, 3)):
+        if len(set(idx.tolist())) < 3:
+            continue
+        transform = umeyama(source[idx], target[idx], with_scale=False)
+        residual = np.linalg.norm(source @ transform[:3, :3].T + transform[:3, 3] - target, axis=1)
+        inliers = residual < threshold
+        if inliers.sum() > best.sum():
+            best = inliers
+    if best.sum() < 3:
+        best = np.ones(n, dtype=bool)
+    transform = umeyama(source[best], target[best], with_scale=False)
+    return transform, best
+
+
+def rotation_about_axis(axis: np.ndarray, angle_rad: float) -> np.ndarray:
+    """(3, 3) rotation by ``angle_rad`` about the unit ``axis`` (right-handed)."""
+    axis = np.asarray(axis, dtype=np.float64)
+    return Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle_rad).as_matrix()
+
+
+def smooth_poses(poses: np.ndarray, sigma_frames: float, valid: np.ndarray | None = None) -> np.ndarray:
+    """Zero-lag temporal smoothing of (T, 4, 4) rigid poses with a two-sided Gaussian.
+
+    Rotations are averaged as rotation vectors relative to each frame's own
+    rotation (exact for small neighbourhoods), translations linearly. Frames
+    with ``valid`` False get no weight as neighbours.
+    """
+    poses = np.asarray(poses, dtype=np.float64)
+    count = len(poses)
+    if sigma_frames <= 0 or count < 3:
+        return poses.copy()
+    valid = np.ones(count, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    radius = int(np.ceil(3 * sigma_frames))
+    offsets = np.arange(-radius, radius + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma_frames) ** 2)
+    rotations = Rotation.from_matrix(poses[:, :3, :3])
+    out = poses.copy()
+    for t in range(count):
+        idx = t + offsets
+        keep = (idx >= 0) & (idx < count)
+        idx, w = idx[keep], kernel[keep]
+        w = w * valid[idx]
+        if w.sum() <= 0:
+            continue
+        w = w / w.sum()
+        relative = (rotations[t].inv() * rotations[idx]).as_rotvec()
+        mean_rotvec = (relative * w[:, None]).sum(0)
+        out[t, :3, :3] = (rotations[t] * Rotation.from_rotvec(mean_rotvec)).as_matrix()
+        out[t, :3, 3] = (poses[idx, :3, 3] * w[:, None]).sum(0)
+    return out

@@ -1,0 +1,291 @@
+"""Propagation by scene flow: carry the object with its support through time (paper Sec. 3.2).
+
+The support around the contact point is sampled as a grid of 3D points on the
+support plane. Frame by frame, the grid is projected with the current estimate,
+advected by the optical flow (forward-backward checked), and the support's new
+rigid pose is solved by PnP (RANSAC, seeded with the "support did not move"
+hypothesis). This needs no depth on the support at later frames, so a moving
+tray whose depth the classical reconstruction leaves unknown is still carried.
+
+A test over the whole clip decides whether the support moves at all: if the
+motion it implies never displaces the support's image by more than a few pixels
+beyond the tracking noise, the object is kept fixed in the world (camera-only,
+the most stable answer). Otherwise the per-frame motion is smoothed with a
+two-sided (zero-lag) Gaussian. When the support leaves the view or is hidden,
+its motion is extrapolated at constant velocity for a few frames, then held,
+and tracking resumes when the grid is visible again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from insertanywhere.conventions import Camera, Scene4D, transform_points
+from insertanywhere.geometry.rigid import smooth_poses
+from insertanywhere.place.anchor import Anchor
+from insertanywhere.progress import Progress, null_progress
+
+PropagationMode = Literal["scene-flow", "camera-only"]
+MIN_TRACKED_POINTS = 12
+EXTRAPOLATE_FRAMES = 5
+
+
+@dataclass
+class Propagation:
+    """The object's pose in every frame.
+
+    Attributes:
+        world_from_object: (T, 4, 4) float64.
+        support_motion: (T, 4, 4) float64 rigid world motion of the support from the
+            placement frame to frame t (identity where the support is static).
+        support_moves: the motion test's verdict.
+        tracked: (T,) bool, True where the support was observed (not extrapolated).
+        support_points: (T,) int, support grid points tracked into each frame.
+        motion_test: the numbers behind the verdict.
+    """
+
+    world_from_object: np.ndarray
+    support_motion: np.ndarray
+    support_moves: bool
+    tracked: np.ndarray
+    support_points: np.ndarray
+    motion_test: dict[str, float] = field(default_factory=dict)
+
+
+def support_grid(anchor: Anchor, radius: float, n_side: int = 24) -> np.ndarray:
+    """(N, 3) world points on the support plane in a disk of ``radius`` (scene units) around the contact."""
+    right, front = anchor.rotation[:, 0], anchor.rotation[:, 2]
+    steps = np.linspace(-1.0, 1.0, n_side)
+    a, b = np.meshgrid(steps, steps)
+    keep = a**2 + b**2 <= 1.0
+    a, b = a[keep] * radius, b[keep] * radius
+    return anchor.contact_world + a[:, None] * right + b[:, None] * front
+
+
+def _sample(field_: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Bilinear sample of an (H, W, C) field at (N, 2) pixel positions (pixel-corner convention)."""
+    coords = (pixels - 0.5).astype(np.float32).reshape(-1, 1, 2)
+    mapped = cv2.remap(
+        np.ascontiguousarray(field_, dtype=np.float32),
+        coords[..., 0],
+        coords[..., 1],
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return mapped.reshape(len(pixels), -1)
+
+
+def _inside(pixels: np.ndarray, width: int, height: int, margin: float = 1.0) -> np.ndarray:
+    return (
+        (pixels[:, 0] >= margin)
+        & (pixels[:, 0] < width - margin)
+        & (pixels[:, 1] >= margin)
+        & (pixels[:, 1] < height - margin)
+    )
+
+
+def _step(
+    camera_from: Camera,
+    camera_to: Camera,
+    points_world: np.ndarray,
+    flow: np.ndarray,
+    flow_back: np.ndarray,
+    depth_from: np.ndarray,
+) -> tuple[np.ndarray | None, int, float, float]:
+    """One frame of support tracking.
+
+    Args:
+        camera_from, camera_to: cameras of the two frames.
+        points_world: (N, 3) support points at the current estimate (world, frame "from").
+        flow: (H, W, 2) flow from -> to; flow_back: (H, W, 2) flow to -> from.
+        depth_from: (H, W) scene depth of frame "from" (0 = unknown): drops grid points hidden by an occluder.
+
+    Returns:
+        The support's incremental world motion (4, 4) (None when too few points), the number of
+        points used, and the median reprojection errors (px) of the moving and static hypotheses.
+    """
+    height, width = flow.shape[:2]
+    pixels, z = camera_from.project(points_world)
+    ok = (z > 0) & _inside(pixels, width, height)
+    if ok.sum() < MIN_TRACKED_POINTS:
+        return None, int(ok.sum()), np.nan, np.nan
+    scene_z = _sample(depth_from[..., None], pixels[ok])[:, 0]
+    # A grid point behind something nearer than the support (an occluder) does not see the support.
+    visible = (scene_z <= 0) | (scene_z > z[ok] * 0.97)
+    idx = np.nonzero(ok)[0][visible]
+    if len(idx) < MIN_TRACKED_POINTS:
+        return None, len(idx), np.nan, np.nan
+    start = pixels[idx]
+    moved = start + _sample(flow, start)
+    inside = _inside(moved, width, height)
+    back = moved + _sample(flow_back, moved)
+    fb_error = np.linalg.norm(back - start, axis=1)
+    consistent = inside & (fb_error < 1.0 + 0.05 * np.linalg.norm(moved - start, axis=1))
+    idx, moved = idx[consistent], moved[consistent]
+    if len(idx) < MIN_TRACKED_POINTS:
+        return None, len(idx), np.nan, np.nan
+    object_points = points_world[idx]
+    static_pixels, _ = camera_to.project(object_points)
+    static_error = float(np.median(np.linalg.norm(static_pixels - moved, axis=1)))
+    # PnP for the pose of the (moved) support points in camera "to", seeded with the static hypothesis.
+    cam_from_world = camera_to.cam_from_world
+    rvec0, _ = cv2.Rodrigues(cam_from_world[:3, :3])
+    tvec0 = cam_from_world[:3, 3].reshape(3, 1).copy()
+    success, rvec, tvec, inliers = cv2.solvePnPRansac(
+        object_points.astype(np.float64),
+        moved.astype(np.float64),
+        camera_to.K,
+        None,
+        rvec=rvec0.copy(),
+        tvec=tvec0.copy(),
+        useExtrinsicGuess=True,
+        iterationsCount=60,
+        reprojectionError=2.0,
+        confidence=0.995,
+        flags=cv2.SOLVEPNP_ITERATIVE,
+    )
+    if not success or inliers is None or len(inliers) < MIN_TRACKED_POINTS:
+        return None, len(idx), np.nan, static_error
+    inliers = inliers[:, 0]
+    rvec, tvec = cv2.solvePnPRefineLM(object_points[inliers], moved[inliers], camera_to.K, None, rvec, tvec)
+    moved_cam_from_world = np.eye(4)
+    moved_cam_from_world[:3, :3] = cv2.Rodrigues(rvec)[0]
+    moved_cam_from_world[:3, 3] = tvec[:, 0]
+    projected = transform_points(moved_cam_from_world, object_points[inliers]) @ camera_to.K.T
+    moving_error = float(np.median(np.linalg.norm(projected[:, :2] / projected[:, 2:] - moved[inliers], axis=1)))
+    # Support motion in the world: old world positions -> new world positions.
+    increment = camera_to.world_from_cam @ moved_cam_from_world
+    return increment, len(inliers), moving_error, static_error
+
+
+def _track_direction(
+    scene: Scene4D,
+    anchor: Anchor,
+    grid: np.ndarray,
+    frames: range,
+    forward: bool,
+    motion: np.ndarray,
+    tracked: np.ndarray,
+    counts: np.ndarray,
+    errors: list[tuple[float, float]],
+    progress: Progress,
+    done: list[int],
+) -> None:
+    """Fill ``motion[t]`` for ``frames`` (moving away from the anchor frame) in place."""
+    previous = anchor.frame
+    velocity = np.eye(4)
+    lost_for = 0
+    for t in frames:
+        current = motion[previous]
+        points = transform_points(current, grid)
+        if forward:
+            flow, flow_back = scene.flow_forward[previous], scene.flow_backward[previous]
+        else:
+            flow, flow_back = scene.flow_backward[t], scene.flow_forward[t]
+        increment, count, moving_error, static_error = _step(
+            scene.cameras[previous],
+            scene.cameras[t],
+            points,
+            np.asarray(flow, np.float32),
+            np.asarray(flow_back, np.float32),
+            np.asarray(scene.depth[previous], np.float32),
+        )
+        counts[t] = count
+        if increment is not None:
+            motion[t] = increment @ current
+            velocity = increment
+            tracked[t] = True
+            lost_for = 0
+            errors.append((moving_error, static_error))
+        else:
+            lost_for += 1
+            # Constant velocity for a few frames (a support sliding out of view), then hold.
+            motion[t] = (velocity @ current) if lost_for <= EXTRAPOLATE_FRAMES else current
+        previous = t
+        done[0] += 1
+        progress("propagate", done[0], scene.n_frames)
+
+
+def propagate(
+    scene: Scene4D,
+    anchor: Anchor,
+    object_radius: float,
+    mode: PropagationMode = "scene-flow",
+    smooth_sigma: float = 1.5,
+    moving_threshold_px: float = 2.5,
+    progress: Progress = null_progress,
+) -> Propagation:
+    """Pose the object in every frame.
+
+    Args:
+        scene: the reconstruction (cameras, flows, depth).
+        anchor: the pose at the placement frame.
+        object_radius: the object's horizontal radius in scene units; the support is sampled
+            in a disk of about twice that around the contact.
+        mode: "scene-flow" (ours) or "camera-only" (the baseline: the object fixed in the world).
+        smooth_sigma: two-sided Gaussian smoothing of the support motion, frames.
+        moving_threshold_px: the support "moves" when its estimated motion displaces its image
+            by more than this (median over the grid) in some frame, beyond the tracking noise.
+    """
+    count = scene.n_frames
+    identity = np.tile(np.eye(4), (count, 1, 1))
+    tracked = np.zeros(count, dtype=bool)
+    tracked[anchor.frame] = True
+    counts = np.zeros(count, dtype=int)
+    if mode == "camera-only" or scene.flow_forward is None or count == 1:
+        poses = identity @ anchor.world_from_object
+        return Propagation(poses, identity, False, np.ones(count, bool), counts, {"mode": 0.0})
+    grid = support_grid(anchor, radius=2.0 * object_radius)
+    motion = identity.copy()
+    errors: list[tuple[float, float]] = []
+    done = [1]
+    _track_direction(
+        scene, anchor, grid, range(anchor.frame + 1, count), True, motion, tracked, counts, errors, progress, done
+    )
+    _track_direction(
+        scene, anchor, grid, range(anchor.frame - 1, -1, -1), False, motion, tracked, counts, errors, progress, done
+    )
+    # The motion test: how far would the estimated support motion move the support's image?
+    displacement = np.zeros(count)
+    for t in range(count):
+        moved_px, z1 = scene.cameras[t].project(transform_points(motion[t], grid))
+        still_px, z0 = scene.cameras[t].project(grid)
+        front = (z0 > 0) & (z1 > 0)
+        if front.any():
+            displacement[t] = float(np.median(np.linalg.norm(moved_px[front] - still_px[front], axis=1)))
+    per_frame = np.array(errors) if errors else np.zeros((0, 2))
+    tracking_noise = float(np.median(per_frame[:, 0])) if len(per_frame) else 0.0
+    drift_allowance = tracking_noise * np.sqrt(np.abs(np.arange(count) - anchor.frame))
+    excess = displacement - drift_allowance
+    support_moves = bool(np.max(excess) > moving_threshold_px)
+    test = {
+        "max_support_displacement_px": float(displacement.max()),
+        "tracking_noise_px": tracking_noise,
+        "threshold_px": moving_threshold_px,
+        "static_hypothesis_error_px": float(np.median(per_frame[:, 1])) if len(per_frame) else 0.0,
+        "tracked_fraction": float(tracked.mean()),
+    }
+    if not support_moves:
+        motion = identity
+    else:
+        motion = smooth_poses(motion, smooth_sigma, valid=tracked)
+        motion[anchor.frame] = np.eye(4)
+    poses = motion @ anchor.world_from_object
+    return Propagation(poses, motion, support_moves, tracked, counts, test)
+
+
+def camera_only_poses(anchor: Anchor, n_frames: int) -> np.ndarray:
+    """(T, 4, 4) the baseline: the object fixed in the world at its anchor pose."""
+    return np.tile(anchor.world_from_object, (n_frames, 1, 1))
+
+
+def support_plane_at(anchor: Anchor, support_motion: np.ndarray):
+    """The support plane (world) in the frame whose support motion is (4, 4) ``support_motion``."""
+    return anchor.support_plane.transformed(support_motion)
+
+
+__all__ = ["Propagation", "camera_only_poses", "propagate", "support_grid", "support_plane_at"]
