@@ -205,9 +205,7 @@ def visible_alpha(
     if window is None:
         return out
     x0, y0, x1, y1 = window
-    contact_cam = (
-        geometry.camera.cam_from_world[:3, :3] @ geometry.contact_world + geometry.camera.cam_from_world[:3, 3]
-    )
+    contact_cam = transform_points(geometry.camera.cam_from_world, geometry.contact_world)
     surface = np.asarray(object_depth[y0:y1, x0:x1], np.float32)
     # Where the object is not covered, test against its nearest depth so the refined edge is continuous.
     finite = np.isfinite(surface)
@@ -233,9 +231,7 @@ def shadow_visibility(
         return None, None
     height, width = geometry.scene_depth.shape
     support_z = plane_depth(geometry.camera, geometry.support_plane, width, height, window)
-    contact_cam = (
-        geometry.camera.cam_from_world[:3, :3] @ geometry.contact_world + geometry.camera.cam_from_world[:3, 3]
-    )
+    contact_cam = transform_points(geometry.camera.cam_from_world, geometry.contact_world)
     hidden = occluder_mask(geometry, support_z, window, float(contact_cam[2]), exempt_support=False)
     x0, y0, x1, y1 = window
     return window, 1.0 - refine_against_image(geometry.image[y0:y1, x0:x1], hidden)
