@@ -1,0 +1,510 @@
+"""The insert job, end to end: video + object + placement -> the output folder of docs/design.md.
+
+Stages (each timed for report.json; the reconstruction is cached in ``OUT/scene``
+and reused by a later run on the same video):
+
+    reconstruct -> anchor -> propagate -> per frame: render, occlusion, shadow, composite -> outputs
+
+Nothing that looks complete is written before it is: ``inserted.mp4`` is renamed
+into place when finished and ``report.json`` is written last, after removing
+the previous run's finished files.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from insertanywhere import __version__
+from insertanywhere.conventions import (
+    ObjectTrack,
+    Placement,
+    Scene4D,
+    TrackFrame,
+    transform_points,
+)
+from insertanywhere.errors import InputError
+from insertanywhere.io.assets import ObjectAsset, load_object
+from insertanywhere.io.atomic import prepare_output_dir, write_json_atomic
+from insertanywhere.io.images import write_png, write_sequence_frame
+from insertanywhere.io.video import VideoReader, VideoWriter
+from insertanywhere.place.anchor import Anchor, anchor_object
+from insertanywhere.place.occlusion import FrameGeometry, expand_window, shadow_visibility, visible_alpha
+from insertanywhere.place.propagate import Propagation, PropagationMode, propagate
+from insertanywhere.progress import Progress, StageTimer, null_progress
+
+logger = logging.getLogger(__name__)
+
+FINISHED_FILES = ("report.json", "inserted.mp4", "preview.png", "track.json")
+SHADOW_MIN = 1.0 / 255.0
+
+
+@dataclass
+class InsertConfig:
+    """Everything one insert job needs; the CLI and the page build it.
+
+    Attributes:
+        video: input video file or image folder.
+        object_path: RGBA image or mesh.
+        placement: the user's placement (validated against the clip in ``run_insert``).
+        out: output folder.
+        synth: "composite" (CPU) or "vace" (diffusion, GPU).
+        depth, flow, dynamic: reconstruction backends by name.
+        fov_deg: horizontal field of view if known (else self-calibrated).
+        light: (azimuth_deg, elevation_deg) about the support, or None to estimate it.
+        propagation: "scene-flow" (carry the object with its support) or "camera-only".
+        facing: "fixed" card, or "camera" (keeps turning to face the camera about the up axis).
+        overwrite: allow a non-empty output folder not made by this tool.
+        vace: insertanywhere.synth.vace.VaceConfig for synth == "vace".
+        write_video: False for the masks-only job.
+    """
+
+    video: Path
+    object_path: Path
+    placement: Placement
+    out: Path
+    synth: Literal["composite", "vace"] = "composite"
+    depth: str = "classical"
+    flow: str = "dis"
+    dynamic: str = "residual"
+    fov_deg: float | None = None
+    light: tuple[float, float] | None = None
+    propagation: PropagationMode = "scene-flow"
+    facing: Literal["fixed", "camera"] = "fixed"
+    overwrite: bool = False
+    vace: Any = None
+    write_video: bool = True
+    model_paths: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class InsertResult:
+    """Where the outputs are, and the report."""
+
+    out: Path
+    inserted_video: Path | None
+    masks_dir: Path
+    layers_dir: Path
+    shadow_dir: Path
+    scene_dir: Path
+    track_path: Path
+    preview_path: Path
+    report_path: Path
+    report: dict[str, Any]
+
+
+@dataclass
+class PlacedObject:
+    """The object placed in the 4D scene: what every per-frame stage needs."""
+
+    scene: Scene4D
+    asset: ObjectAsset
+    mesh: Any  # render.TexturedMesh
+    anchor: Anchor
+    propagation: Propagation
+    light: Any  # render.Light
+    warnings: list[str]
+
+
+def _versions() -> dict[str, str]:
+    versions = {"insertanywhere": __version__, "python": platform.python_version()}
+    for package in ("numpy", "scipy", "opencv-python-headless", "av", "pycolmap", "trimesh", "torch", "diffusers"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def reconstruct_scene(config: InsertConfig, scene_dir: Path, progress: Progress) -> Scene4D:
+    """Run (or reuse) the 4D reconstruction of ``config.video`` into ``scene_dir``."""
+    from insertanywhere.scene import ReconstructConfig, reconstruct_to_folder
+
+    recon = ReconstructConfig(flow=config.flow, depth=config.depth, dynamic=config.dynamic, fov_deg=config.fov_deg)
+    return reconstruct_to_folder(config.video, scene_dir, recon, progress=progress)
+
+
+def place_object(
+    config: InsertConfig, scene: Scene4D, asset: ObjectAsset, timer: StageTimer, progress: Progress
+) -> PlacedObject:
+    """Anchor, propagate and light the object in the reconstructed scene."""
+    from insertanywhere.render import object_mesh
+    from insertanywhere.render.light import Light, default_light
+
+    mesh = object_mesh(asset, facing=config.facing)
+    with timer("anchor"):
+        anchor = anchor_object(scene, config.placement, mesh.vertices)
+    radius = anchor.scale * float(np.max(np.linalg.norm(mesh.vertices[:, [0, 2]], axis=1)))
+    with timer("propagate"):
+        propagation = propagate(
+            scene, anchor, object_radius=max(radius, 1e-6), mode=config.propagation, progress=progress
+        )
+    camera = scene.cameras[config.placement.frame]
+    normal = anchor.support_plane.normal
+    with timer("light"):
+        if config.light is not None:
+            light = Light.from_angles(config.light[0], config.light[1], normal, camera, source="user")
+        else:
+            light = _estimate_light(config, scene, anchor) or default_light(camera, normal)
+    return PlacedObject(scene, asset, mesh, anchor, propagation, light, list(anchor.warnings))
+
+
+def _estimate_light(config: InsertConfig, scene: Scene4D, anchor: Anchor):
+    """The scene's dominant light, when the renderer's estimator finds one."""
+    from insertanywhere.render import light as light_module
+
+    estimate = getattr(light_module, "estimate_light", None)
+    if estimate is None:
+        return None
+    frame = _read_frame(config.video, config.placement.frame)
+    return estimate(frame, scene, config.placement.frame, anchor.support_plane, anchor.contact_world)
+
+
+def _read_frame(video: Path, index: int) -> np.ndarray:
+    for t, frame in enumerate(VideoReader(video)):
+        if t == index:
+            return frame
+    raise InputError(f"{video}: frame {index} cannot be read")
+
+
+class FrameRenderer:
+    """Per-frame rendering of a placed object: layer, visible alpha, shadow (no compositing)."""
+
+    def __init__(self, placed: PlacedObject, width: int, height: int) -> None:
+        from insertanywhere.render import SupportPlane
+
+        self.placed = placed
+        self.width, self.height = width, height
+        self._support_plane_type = SupportPlane
+
+    def pose(self, t: int) -> np.ndarray:
+        """(4, 4) world_from_object drawn in frame t (a "camera"-facing card turns toward the camera)."""
+        from insertanywhere.render.mesh import render_pose
+
+        camera = self.placed.scene.cameras[t]
+        return render_pose(self.placed.mesh, self.placed.propagation.world_from_object[t], camera.center_world)
+
+    def screen_velocity(self, t: int) -> np.ndarray:
+        """(2,) float32 px/frame: the object's centre motion in the image around frame t (central difference)."""
+        scene, poses = self.placed.scene, self.placed.propagation.world_from_object
+        centre = np.array([[0.0, 0.5 * float(np.ptp(self.placed.mesh.vertices[:, 1])), 0.0]])
+        camera = scene.cameras[t]
+        before, after = max(t - 1, 0), min(t + 1, scene.n_frames - 1)
+        if after == before:
+            return np.zeros(2, np.float32)
+        # The object's image motion: where it was and will be, seen by the camera of each of those frames.
+        p0, _ = scene.cameras[before].project(transform_points(poses[before], centre))
+        p1, _ = scene.cameras[after].project(transform_points(poses[after], centre))
+        del camera
+        return ((p1[0] - p0[0]) / (after - before)).astype(np.float32)
+
+    def render(self, t: int, frame: np.ndarray) -> dict[str, Any]:
+        """Render frame t: the layer, the visible alpha and the visible shadow matte."""
+        from insertanywhere.render import render_object, render_shadow
+
+        placed = self.placed
+        scene = placed.scene
+        camera = scene.cameras[t]
+        pose = self.pose(t)
+        motion = placed.propagation.support_motion[t]
+        plane = placed.anchor.support_plane.transformed(motion)
+        contact = transform_points(motion, placed.anchor.contact_world)
+        layer = render_object(placed.mesh, camera, pose, self.width, self.height, light=placed.light)
+        geometry = FrameGeometry(
+            camera=camera,
+            scene_depth=np.asarray(scene.depth[t], np.float32),
+            dynamic_mask=np.asarray(scene.dynamic_mask[t], bool),
+            support_plane=plane,
+            contact_world=contact,
+            image=frame,
+        )
+        alpha = visible_alpha(geometry, layer.alpha, layer.depth, layer.bbox)
+        support = self._support_plane_type(contact, plane.normal)
+        shadow = render_shadow(placed.mesh, camera, pose, support, placed.light, self.width, self.height)
+        ys, xs = np.nonzero(shadow > SHADOW_MIN)
+        if len(ys):
+            box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            window, seen = shadow_visibility(geometry, expand_window(box, self.width, self.height, 4))
+            if window is not None and seen is not None:
+                x0, y0, x1, y1 = window
+                visible_shadow = np.zeros_like(shadow)
+                visible_shadow[y0:y1, x0:x1] = shadow[y0:y1, x0:x1] * seen
+                shadow = visible_shadow
+        coverage = float(layer.alpha.sum())
+        visible_fraction = float(alpha.sum() / coverage) if coverage > 0 else 0.0
+        return {"layer": layer, "alpha": alpha, "shadow": shadow, "pose": pose, "visible_fraction": visible_fraction}
+
+
+def _make_compositor(config: InsertConfig, renderer: FrameRenderer) -> tuple[Any, np.ndarray]:
+    """The compositor, referenced to the placement frame (harmonisation compares every frame's
+    surroundings with the placement frame's), and the object's RGBA as drawn there."""
+    from insertanywhere.synth.composite import CompositeConfig, Compositor
+
+    frame_index = config.placement.frame
+    frame = _read_frame(config.video, frame_index)
+    rendered = renderer.render(frame_index, frame)
+    compositor = Compositor(CompositeConfig(), reference_frame=frame, reference_layer=rendered["layer"])
+    return compositor, _crop_rgba(_layer_rgba(rendered["layer"], rendered["layer"].alpha))
+
+
+def _crop_rgba(rgba: np.ndarray) -> np.ndarray:
+    """(h, w, 4) crop of an RGBA image to its non-transparent pixels."""
+    ys, xs = np.nonzero(rgba[..., 3] > 0)
+    if not len(ys):
+        return rgba
+    return rgba[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+def _layer_rgba(layer: Any, alpha: np.ndarray) -> np.ndarray:
+    """(H, W, 4) uint8 straight-alpha RGBA of the visible object."""
+    rgb = np.clip(layer.color * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    a = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    rgb[a == 0] = 0
+    return np.dstack([rgb, a])
+
+
+def _clear_finished(out: Path) -> None:
+    for name in FINISHED_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
+def validate_inputs(config: InsertConfig) -> tuple[VideoReader, ObjectAsset]:
+    """Open the video and the object and check the placement, at the edge (InputError/PlacementError)."""
+    reader = VideoReader(config.video)
+    info = reader.info
+    config.placement.validate(info.width, info.height, info.n_frames)
+    asset = load_object(config.object_path)
+    if config.synth not in ("composite", "vace"):
+        raise InputError(f"unknown --synth {config.synth!r}; choose composite or vace")
+    return reader, asset
+
+
+def run_insert(config: InsertConfig, progress: Progress = null_progress) -> InsertResult:
+    """Run the whole job and write the output-folder contract into ``config.out``."""
+    from insertanywhere.conventions import PlacementError
+
+    timer = StageTimer()
+    with timer("validate"):
+        reader, asset = validate_inputs(config)
+        out = prepare_output_dir(config.out, config.overwrite, inputs=(Path(config.video), Path(config.object_path)))
+        _clear_finished(out)
+    info = reader.info
+    scene_dir = out / "scene"
+    with timer("reconstruct"):
+        scene = reconstruct_scene(config, scene_dir, progress)
+    try:
+        placed = place_object(config, scene, asset, timer, progress)
+    except PlacementError as err:
+        raise InputError(str(err)) from None
+    renderer = FrameRenderer(placed, info.width, info.height)
+    masks_dir, layers_dir, shadow_dir = out / "masks", out / "layers", out / "shadow"
+    track_frames: list[TrackFrame] = []
+    preview_at = set(_preview_indices(info.n_frames))
+    previews: dict[int, dict[str, Any]] = {}
+    vace_buffers: dict[str, list[np.ndarray]] = {"source": [], "control": [], "masks": [], "shadows": []}
+    writer = None
+    video_path = out / "inserted.mp4"
+    if config.write_video:
+        writer = VideoWriter(video_path, info.width, info.height, info.fps).__enter__()
+    compositor, drawn_reference = _make_compositor(config, renderer)
+    try:
+        for t, frame in enumerate(reader):
+            with timer("render"):
+                rendered = renderer.render(t, frame)
+            composited = None
+            if config.write_video:
+                with timer("composite"):
+                    composited = compositor.composite(
+                        frame, rendered["layer"], rendered["alpha"], rendered["shadow"], renderer.screen_velocity(t)
+                    )
+                if config.synth == "vace":
+                    vace_buffers["source"].append(frame)
+                    vace_buffers["control"].append(composited)
+                    vace_buffers["masks"].append(rendered["alpha"] >= 0.5)
+                    vace_buffers["shadows"].append(rendered["shadow"])
+                else:
+                    with timer("encode"):
+                        writer.write(composited)
+            with timer("write"):
+                write_sequence_frame(masks_dir, t, rendered["alpha"] >= 0.5)
+                write_sequence_frame(layers_dir, t, _layer_rgba(rendered["layer"], rendered["alpha"]))
+                write_sequence_frame(shadow_dir, t, np.clip(rendered["shadow"] * 255 + 0.5, 0, 255).astype(np.uint8))
+            track_frames.append(TrackFrame(t, scene.cameras[t], rendered["pose"], rendered["visible_fraction"]))
+            if t in preview_at:
+                previews[t] = {
+                    "frame": composited if composited is not None else frame,
+                    "mask": rendered["alpha"] >= 0.5,
+                    "depth": _depth_with_object(scene.depth[t], rendered),
+                    "shadow": rendered["shadow"],
+                }
+            progress("insert", t + 1, info.n_frames)
+        if config.synth == "vace" and config.write_video:
+            with timer("vace"):
+                reference = asset.rgba if asset.rgba is not None else drawn_reference
+                frames = _run_vace(config, reference, vace_buffers, progress)
+            with timer("encode"):
+                for frame_out in frames:
+                    writer.write(frame_out)
+            for t in previews:
+                previews[t]["frame"] = frames[t]
+    except BaseException:
+        if writer is not None:
+            writer.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        raise
+    if writer is not None:
+        writer.__exit__(None, None, None)
+    track = ObjectTrack(info.width, info.height, track_frames)
+    write_json_atomic(out / "track.json", track.to_dict())
+    preview_path = out / "preview.png"
+    with timer("preview"):
+        _write_preview(preview_path, previews)
+    report = _report(config, info, scene, placed, timer, track_frames)
+    write_json_atomic(out / "report.json", report)
+    return InsertResult(
+        out=out,
+        inserted_video=video_path if config.write_video else None,
+        masks_dir=masks_dir,
+        layers_dir=layers_dir,
+        shadow_dir=shadow_dir,
+        scene_dir=scene_dir,
+        track_path=out / "track.json",
+        preview_path=preview_path,
+        report_path=out / "report.json",
+        report=report,
+    )
+
+
+def _run_vace(
+    config: InsertConfig, reference: np.ndarray, buffers: dict[str, list[np.ndarray]], progress: Progress
+) -> np.ndarray:
+    """(T, H, W, 3) uint8: the diffusion backend's video, given the composited control video."""
+    from insertanywhere.synth.vace import VaceConfig, synthesize_vace
+
+    vace_config = config.vace or VaceConfig()
+    return synthesize_vace(
+        np.stack(buffers["source"]),
+        np.stack(buffers["control"]),
+        np.stack(buffers["masks"]),
+        np.stack(buffers["shadows"]).astype(np.float32),
+        reference,
+        vace_config,
+        progress=progress,
+    )
+
+
+def _depth_with_object(scene_depth: np.ndarray, rendered: dict[str, Any]) -> np.ndarray:
+    depth = np.array(scene_depth, dtype=np.float32)
+    visible = rendered["alpha"] >= 0.5
+    depth[visible] = rendered["layer"].depth[visible]
+    return depth
+
+
+def _preview_indices(n_frames: int) -> list[int]:
+    from insertanywhere.preview import preview_indices
+
+    return preview_indices(n_frames)
+
+
+def _write_preview(path: Path, previews: dict[int, dict[str, Any]]) -> None:
+    from insertanywhere.preview import colorize_depth, contact_sheet, outline, shadow_overlay
+
+    indices = sorted(previews)
+    if not indices:
+        return
+    rows = [
+        [outline(previews[t]["frame"], previews[t]["mask"]) for t in indices],
+        [colorize_depth(previews[t]["depth"]) for t in indices],
+        [shadow_overlay(previews[t]["frame"], previews[t]["shadow"]) for t in indices],
+    ]
+    labels = [[f"frame {t}" for t in indices], ["depth" for _ in indices], ["shadow" for _ in indices]]
+    write_png(path, contact_sheet(rows, labels))
+
+
+def _report(
+    config: InsertConfig,
+    info: Any,
+    scene: Scene4D,
+    placed: PlacedObject,
+    timer: StageTimer,
+    track_frames: list[TrackFrame],
+) -> dict[str, Any]:
+    scene_seconds = scene.meta.extra.get("seconds", {})
+    azimuth, elevation = placed.light.angles(placed.anchor.support_plane.normal, scene.cameras[config.placement.frame])
+    visible = [f.visible_fraction for f in track_frames]
+    warnings = list(placed.warnings) + list(scene.meta.extra.get("warnings", []))
+    if placed.propagation.tracked.mean() < 0.9 and placed.propagation.support_moves:
+        warnings.append("the support was not seen in some frames; its motion there is extrapolated")
+    return {
+        "inputs": {
+            "video": str(Path(config.video).resolve()),
+            "object": str(Path(config.object_path).resolve()),
+            "object_kind": placed.asset.kind,
+            "placement": config.placement.to_dict(),
+            "clip": info.to_dict(),
+        },
+        "backends": {**scene.meta.backends, "synth": config.synth, "propagation": config.propagation},
+        "versions": _versions(),
+        "seconds": {**{f"scene.{k}": v for k, v in scene_seconds.items()}, **timer.seconds},
+        "seconds_total": float(sum(timer.seconds.values())),
+        "camera_model": scene.meta.camera_model,
+        "camera_model_reason": scene.meta.extra.get("camera_model_reason"),
+        "units": scene.meta.units,
+        "anchor": {
+            "scale": placed.anchor.scale,
+            "contact_world": placed.anchor.contact_world.tolist(),
+            "support_normal_world": placed.anchor.support_plane.normal.tolist(),
+            "support_samples": placed.anchor.support_pixels,
+        },
+        "support_moves": placed.propagation.support_moves,
+        "motion_test": placed.propagation.motion_test,
+        "light": {
+            "azimuth_deg": azimuth,
+            "elevation_deg": elevation,
+            "strength": placed.light.strength,
+            "source": placed.light.source,
+        },
+        "visible_fraction": {
+            "mean": float(np.mean(visible)),
+            "min": float(np.min(visible)),
+            "fully_hidden_frames": [f.index for f in track_frames if f.visible_fraction < 0.01],
+        },
+        "warnings": warnings,
+    }
+
+
+def preview_frames(
+    config: InsertConfig, indices: list[int], progress: Progress = null_progress
+) -> dict[int, np.ndarray]:
+    """Quick composites of a few frames (the page's live preview), reusing ``config.out/scene`` when present.
+
+    Returns {frame index: (H, W, 3) uint8}.
+    """
+    from insertanywhere.conventions import PlacementError
+
+    reader, asset = validate_inputs(config)
+    out = prepare_output_dir(config.out, config.overwrite, inputs=(Path(config.video), Path(config.object_path)))
+    scene = reconstruct_scene(config, out / "scene", progress)
+    try:
+        placed = place_object(config, scene, asset, StageTimer(), progress)
+    except PlacementError as err:
+        raise InputError(str(err)) from None
+    renderer = FrameRenderer(placed, reader.info.width, reader.info.height)
+    wanted = sorted({i for i in indices if 0 <= i < reader.info.n_frames} | {config.placement.frame})
+    frames: dict[int, np.ndarray] = {}
+    compositor, _ = _make_compositor(config, renderer)
+    for t, frame in enumerate(reader):
+        if t > wanted[-1]:
+            break
+        if t not in wanted:
+            continue
+        rendered = renderer.render(t, frame)
+        frames[t] = compositor.composite(
+            frame, rendered["layer"], rendered["alpha"], rendered["shadow"], renderer.screen_velocity(t)
+        )
+    return {t: frames[t] for t in sorted(frames) if t in indices}
