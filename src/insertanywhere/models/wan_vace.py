@@ -176,6 +176,8 @@ def load_wan_vace_pipeline(
     offload: str = "model",
     vae_tiling: bool = True,
     vae_fp32: bool = True,
+    lora: str | Path | None = None,
+    lora_scale: float = 1.0,
     local_files_only: bool = False,
 ) -> Any:
     """Load a ``WanVACEPipeline`` from a hub id or a local folder and place it for inference.
@@ -191,6 +193,8 @@ def load_wan_vace_pipeline(
             Offloading is skipped when ``device`` is the CPU.
         vae_tiling: decode and encode the video in spatial tiles (much lower VAE peak memory at 480p/720p).
         vae_fp32: keep the VAE in float32, as the Wan authors recommend for decoding quality.
+        lora: optional LoRA file or folder (see ``load_lora``), loaded before the pipeline is placed.
+        lora_scale: the LoRA's weight.
         local_files_only: do not reach the hub (a hub id must then be in the local cache).
 
     Raises:
@@ -224,9 +228,50 @@ def load_wan_vace_pipeline(
         ) from None
     if vae_tiling:
         pipeline.vae.enable_tiling()
+    if lora is not None:
+        load_lora(pipeline, lora, lora_scale)
     place_pipeline(pipeline, device, offload)
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
+
+
+LORA_ADAPTER = "insertanywhere"
+
+
+def load_lora(pipeline: Any, lora: str | Path, scale: float = 1.0, adapter_name: str = LORA_ADAPTER) -> str:
+    """Load a LoRA into the pipeline's transformer and set its scale; returns the adapter name.
+
+    Args:
+        pipeline: a ``WanVACEPipeline`` (diffusers' ``WanLoraLoaderMixin``).
+        lora: a ``.safetensors`` file, or a folder holding ``pytorch_lora_weights.safetensors``. Key names may be
+            diffusers/peft (``transformer.blocks.0.attn1.to_q.lora_A.weight``), the original Wan/ComfyUI ones
+            (``diffusion_model.blocks.0.self_attn.q.lora_A.weight``) or Kohya/musubi ones (``lora_unet_blocks_0_...``):
+            diffusers' ``lora_state_dict`` converts the last two.
+        scale: the adapter's weight (0 = off, 1 = as trained).
+
+    Raises:
+        InputError: the path does not exist or does not hold a LoRA for this transformer.
+        MissingDependencyError: peft is not installed.
+    """
+    require("peft", "diffusion")
+    path = Path(lora).expanduser()
+    if not path.exists():
+        raise InputError(f"LoRA {lora} does not exist; pass a .safetensors file or a folder with one")
+    try:
+        if path.is_file():
+            pipeline.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=adapter_name)
+        else:
+            pipeline.load_lora_weights(str(path), adapter_name=adapter_name)
+    except (ValueError, KeyError, OSError, RuntimeError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"cannot load LoRA {lora} into Wan2.1-VACE ({first_line})") from None
+    pipeline.set_adapters([adapter_name], [float(scale)])
+    return adapter_name
+
+
+def unload_lora(pipeline: Any) -> None:
+    """Remove every LoRA from the pipeline, restoring the base weights exactly."""
+    pipeline.unload_lora_weights()
 
 
 def place_pipeline(pipeline: Any, device: str, offload: str) -> None:
