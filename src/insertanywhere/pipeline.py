@@ -223,6 +223,7 @@ class FrameRenderer:
             support_plane=plane,
             contact_world=contact,
             image=frame,
+            support_moves=placed.propagation.support_moves,
         )
         alpha = visible_alpha(geometry, layer.alpha, layer.depth, layer.bbox)
         support = self._support_plane_type(contact, plane.normal)

@@ -73,12 +73,24 @@ def rotation_about_axis(axis: np.ndarray, angle_rad: float) -> np.ndarray:
     return Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle_rad).as_matrix()
 
 
-def smooth_poses(poses: np.ndarray, sigma_frames: float, valid: np.ndarray | None = None) -> np.ndarray:
-    """Zero-lag temporal smoothing of (T, 4, 4) rigid poses with a two-sided Gaussian.
+def _local_linear_value(offsets: np.ndarray, weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Value at offset 0 of the weighted least-squares line through (offsets, values (n, d))."""
+    if np.count_nonzero(weights) < 3 or np.ptp(offsets[weights > 0]) == 0:
+        return (values * weights[:, None]).sum(0) / weights.sum()
+    design = np.stack([np.ones_like(offsets), offsets], axis=1) * np.sqrt(weights)[:, None]
+    coefficients, *_ = np.linalg.lstsq(design, values * np.sqrt(weights)[:, None], rcond=None)
+    return coefficients[0]
 
-    Rotations are averaged as rotation vectors relative to each frame's own
-    rotation (exact for small neighbourhoods), translations linearly. Frames
-    with ``valid`` False get no weight as neighbours.
+
+def smooth_poses(poses: np.ndarray, sigma_frames: float, valid: np.ndarray | None = None) -> np.ndarray:
+    """Zero-lag temporal smoothing of (T, 4, 4) rigid poses.
+
+    A Gaussian-weighted local *linear* fit around each frame (LOESS of degree 1):
+    two-sided, so there is no lag, and exact on constant-velocity motion even at
+    the clip's ends, where a plain truncated Gaussian would pull toward the inside.
+    Rotations are fitted as rotation vectors relative to each frame's own rotation
+    (exact for small neighbourhoods), translations linearly. Frames with ``valid``
+    False get no weight as neighbours.
     """
     poses = np.asarray(poses, dtype=np.float64)
     count = len(poses)
@@ -93,13 +105,12 @@ def smooth_poses(poses: np.ndarray, sigma_frames: float, valid: np.ndarray | Non
     for t in range(count):
         idx = t + offsets
         keep = (idx >= 0) & (idx < count)
-        idx, w = idx[keep], kernel[keep]
+        idx, w, off = idx[keep], kernel[keep], offsets[keep].astype(np.float64)
         w = w * valid[idx]
         if w.sum() <= 0:
             continue
-        w = w / w.sum()
         relative = (rotations[t].inv() * rotations[idx]).as_rotvec()
-        mean_rotvec = (relative * w[:, None]).sum(0)
-        out[t, :3, :3] = (rotations[t] * Rotation.from_rotvec(mean_rotvec)).as_matrix()
-        out[t, :3, 3] = (poses[idx, :3, 3] * w[:, None]).sum(0)
+        rotvec = _local_linear_value(off, w, relative)
+        out[t, :3, :3] = (rotations[t] * Rotation.from_rotvec(rotvec)).as_matrix()
+        out[t, :3, 3] = _local_linear_value(off, w, poses[idx, :3, 3])
     return out

@@ -20,6 +20,7 @@ from insertanywhere.geometry.rigid import rotation_about_axis
 
 MIN_SUPPORT_PIXELS = 30
 STEEP_SUPPORT_DEG = 65.0
+CONTACT_REFINEMENT_STEPS = 8
 
 
 @dataclass
@@ -84,6 +85,14 @@ def support_samples(
         raise PlacementError(
             f"there is no scene surface under the box's bottom edge {placement.contact_pixel.tolist()} in frame "
             f"{placement.frame} (no depth there: sky or empty space?); put the box's bottom on a floor or table"
+        )
+    pixels = np.stack([xs + wx0 + 0.5, ys + wy0 + 0.5], axis=1)
+    box_h = placement.box_size[1]
+    if np.min(np.linalg.norm(pixels - placement.contact_pixel, axis=1)) > max(0.6 * box_h, 8.0):
+        # Depth exists only far from the contact: the box's bottom stands on nothing (sky, a window).
+        raise PlacementError(
+            f"there is no scene surface under the box's bottom edge {placement.contact_pixel.tolist()} in frame "
+            f"{placement.frame} (no depth near it: sky or empty space?); put the box's bottom on a floor or table"
         )
     if len(ys) > max_samples:
         keep = np.linspace(0, len(ys) - 1, max_samples).astype(int)
@@ -165,6 +174,18 @@ def solve_scale(
     return float(brentq(excess, lo, hi, xtol=guess * 1e-6, rtol=1e-9))
 
 
+def _contact_on_plane(camera: Camera, plane: Plane, pixel: np.ndarray) -> np.ndarray:
+    """(3,) world point where the ray through ``pixel`` (2,) meets the support plane."""
+    ray = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(pixel[None])[0]
+    contact = intersect_ray_plane(camera.center_world, ray, plane)
+    if contact is None:
+        raise PlacementError(
+            "the box's bottom edge does not meet the surface found there (it faces away from the camera); "
+            "move the box so that its bottom rests on a floor or table"
+        )
+    return contact
+
+
 def anchor_object(
     scene: Scene4D, placement: Placement, object_points: np.ndarray, rng: np.random.Generator | None = None
 ) -> Anchor:
@@ -184,13 +205,6 @@ def anchor_object(
     depth = np.asarray(scene.depth[placement.frame], dtype=np.float32)
     plane, n_samples = fit_support_plane(depth, camera, placement, rng)
     warnings: list[str] = []
-    ray = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(placement.contact_pixel[None])[0]
-    contact = intersect_ray_plane(camera.center_world, ray, plane)
-    if contact is None:
-        raise PlacementError(
-            "the box's bottom edge does not meet the surface found there (it faces away from the camera); "
-            "move the box so that its bottom rests on a floor or table"
-        )
     camera_up = -camera.world_from_cam[:3, 1]  # image up (-y) in the world
     tilt = np.degrees(np.arccos(np.clip(plane.normal @ camera_up, -1.0, 1.0)))
     if tilt > STEEP_SUPPORT_DEG:
@@ -198,7 +212,20 @@ def anchor_object(
             f"the support under the box is steep ({tilt:.0f} degrees from the image's up direction); "
             "the object stands perpendicular to it"
         )
-    rotation = upright_rotation(plane.normal, camera.center_world - contact, placement.yaw_deg)
-    scale = solve_scale(camera, rotation, contact, np.asarray(object_points, np.float64), placement.box_size)
+    # Under perspective the silhouette's box is not centred on the contact's projection, so the contact
+    # pixel is refined until the projected box's bottom centre lands on the box's bottom centre.
+    target = placement.contact_pixel
+    contact_pixel = target.copy()
+    object_points = np.asarray(object_points, np.float64)
+    for _ in range(CONTACT_REFINEMENT_STEPS):
+        contact = _contact_on_plane(camera, plane, contact_pixel)
+        rotation = upright_rotation(plane.normal, camera.center_world - contact, placement.yaw_deg)
+        scale = solve_scale(camera, rotation, contact, object_points, placement.box_size)
+        box = projected_box(camera, make_pose(scale * rotation, contact), object_points)
+        assert box is not None  # solve_scale guarantees the object is in front of the camera
+        offset = target - np.array([(box[0] + box[2]) / 2.0, box[3]])
+        if np.max(np.abs(offset)) < 1e-3:
+            break
+        contact_pixel = contact_pixel + offset
     pose = make_pose(scale * rotation, contact)
     return Anchor(placement.frame, pose, scale, rotation, contact, plane, n_samples, warnings)

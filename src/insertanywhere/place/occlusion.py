@@ -44,6 +44,8 @@ class FrameGeometry:
         support_plane: the object's support plane in the world frame at this frame.
         contact_world: (3,) the object's contact point in the world at this frame.
         image: (H, W, 3) uint8 the frame (guide for edge refinement).
+        support_moves: the support is itself a mover (a tray): the moving region under the
+            contact point is the support and never hides the object.
     """
 
     camera: Camera
@@ -52,6 +54,7 @@ class FrameGeometry:
     support_plane: Plane
     contact_world: np.ndarray
     image: np.ndarray
+    support_moves: bool = False
 
 
 def plane_depth(camera: Camera, plane: Plane, width: int, height: int, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -110,7 +113,7 @@ def dynamic_occluders(
     n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(dynamic.astype(np.uint8), connectivity=8)
     contact_px, _ = geometry.camera.project(geometry.contact_world[None])
     cx, cy = np.clip(contact_px[0], 0, [dynamic.shape[1] - 1, dynamic.shape[0] - 1]).astype(int)
-    support_label = labels[cy, cx] if dynamic[cy, cx] else 0
+    support_label = labels[cy, cx] if geometry.support_moves and dynamic[cy, cx] else 0
     depth = np.asarray(geometry.scene_depth)
     for label in np.unique(labels[y0:y1, x0:x1]):
         if label == 0 or label == support_label:

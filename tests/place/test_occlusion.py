@@ -1,0 +1,73 @@
+"""Occlusion: static depth, the support-plane exemption, ground-contact ordering of movers, edge refinement."""
+
+import numpy as np
+
+from insertanywhere.conventions import Camera
+from insertanywhere.geometry.planes import Plane
+from insertanywhere.place.occlusion import FrameGeometry, guided_filter, refine_against_image, visible_alpha
+
+from .conftest import HEIGHT, WIDTH, build_scene, orbit_cameras
+
+
+def _frame(intrinsics):
+    cameras = orbit_cameras(intrinsics, 1, 0.0)
+    scene = build_scene(cameras + cameras, [np.eye(4)] * 2)
+    camera: Camera = cameras[0]
+    plane = Plane.from_point_normal(np.zeros(3), np.array([0, 1.0, 0]))
+    contact = np.zeros(3)
+    depth = np.array(scene.depth[0])
+    geometry = FrameGeometry(
+        camera, depth, np.zeros((HEIGHT, WIDTH), bool), plane, contact, np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
+    )
+    contact_px, contact_z = camera.project(contact[None])
+    # An object: a 20x30 px patch standing above the contact at the contact's depth.
+    coverage = np.zeros((HEIGHT, WIDTH), np.float32)
+    cx, cy = contact_px[0].astype(int)
+    coverage[cy - 30 : cy, cx - 10 : cx + 10] = 1.0
+    object_depth = np.where(coverage > 0, contact_z[0], np.inf).astype(np.float32)
+    bbox = (cx - 10, cy - 30, cx + 10, cy)
+    return geometry, coverage, object_depth, bbox, (cx, cy), float(contact_z[0])
+
+
+def test_unoccluded_object_stays_whole_on_its_support(intrinsics):
+    geometry, coverage, object_depth, bbox, _, _ = _frame(intrinsics)
+    alpha = visible_alpha(geometry, coverage, object_depth, bbox, refine=False)
+    # Floor pixels at the object's base are nearer than parts of the object but are its support.
+    assert np.array_equal(alpha, coverage)
+
+
+def test_static_occluder_hides_the_pixels_it_covers(intrinsics):
+    geometry, coverage, object_depth, bbox, (cx, cy), z = _frame(intrinsics)
+    geometry.scene_depth[cy - 30 : cy - 15, cx - 10 : cx] = 0.5 * z  # a pole in front, top-left quarter
+    alpha = visible_alpha(geometry, coverage, object_depth, bbox, refine=False)
+    assert alpha[cy - 30 : cy - 15, cx - 10 : cx].max() == 0.0
+    assert alpha[cy - 14 : cy, :].sum() == coverage[cy - 14 : cy, :].sum()
+    geometry.scene_depth[cy - 30 : cy - 15, cx - 10 : cx] = 2.0 * z  # now behind: nothing hidden
+    assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
+
+
+def test_mover_without_depth_is_ordered_by_ground_contact(intrinsics):
+    geometry, coverage, object_depth, bbox, (cx, cy), _ = _frame(intrinsics)
+    mover = np.zeros((HEIGHT, WIDTH), bool)
+    mover[cy - 40 : cy + 10, cx - 5 : cx + 5] = True  # touches the floor below (nearer than) the object's contact
+    geometry.dynamic_mask[:] = mover
+    geometry.scene_depth[mover] = 0.0
+    alpha = visible_alpha(geometry, coverage, object_depth, bbox, refine=False)
+    assert alpha[cy - 20, cx] == 0.0 and alpha[cy - 20, cx - 8] == 1.0
+    mover[:] = False
+    mover[cy - 60 : cy - 10, cx - 5 : cx + 5] = True  # its contact is above (behind) the object's contact
+    geometry.dynamic_mask[:] = mover
+    assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
+
+
+def test_guided_filter_keeps_constants_and_snaps_to_edges():
+    guide = np.zeros((40, 40), np.float32)
+    guide[:, 20:] = 1.0
+    assert np.allclose(guided_filter(guide, np.full_like(guide, 0.7), 3, 1e-3), 0.7, atol=1e-5)
+    mask = np.zeros((40, 40), bool)
+    mask[:, 17:] = True  # 3 px off the image edge at x = 20
+    image = np.repeat((guide * 255).astype(np.uint8)[..., None], 3, axis=2)
+    refined = refine_against_image(image, mask, radius=4, eps=1e-3)
+    assert refined[:, 25:].min() > 0.9 and refined[:, :12].max() < 0.1
+    # Inside the flat dark region the soft mask is smooth, the jump happens at the image edge.
+    assert refined[20, 21] - refined[20, 18] > 0.2
