@@ -1,1 +1,23 @@
-"""render"""
+"""Rendering the inserted object: geometry, a CPU rasteriser, shading, shadows and light.
+
+Public API (see docs/rendering.md)::
+
+    mesh = object_mesh(asset)                       # TexturedMesh in the object frame
+    layer = render_object(mesh, camera, world_from_object, width, height, supersample=2, light=None)
+    matte = render_shadow(mesh, camera, world_from_object, support, light, width, height)
+"""
+
+from insertanywhere.render.layer import ObjectLayer, render_object
+from insertanywhere.render.light import Light, default_light, parse_light_angles
+from insertanywhere.render.mesh import TexturedMesh, card_mesh, object_mesh
+
+__all__ = [
+    "Light",
+    "ObjectLayer",
+    "TexturedMesh",
+    "card_mesh",
+    "default_light",
+    "object_mesh",
+    "parse_light_angles",
+    "render_object",
+]
