@@ -54,6 +54,240 @@ def synth(
     typer.echo(f"scene written to {folder}")
 
 
+@app.command()
+def ui(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on. 127.0.0.1 keeps the page on this machine (it has no login).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    workdir: Annotated[
+        Path, typer.Option(help="Work folder for uploads and results (created; reused when the page made it).")
+    ] = Path("insertanywhere-ui"),
+    max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, MiB.")] = 512.0,
+    max_frames: Annotated[int, typer.Option(help="Longest accepted video, frames.")] = 600,
+) -> None:
+    """Serve the placement page: open a video and an object, drag a box, preview, insert, download."""
+    from insertanywhere.errors import InputError
+    from insertanywhere.ui.server import serve
+    from insertanywhere.ui.workspace import Limits
+
+    if max_upload_mb <= 0 or max_frames <= 0:
+        raise InputError("--max-upload-mb and --max-frames must be positive")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(f"warning: listening on {host}: anyone who can reach this port can use the page", err=True)
+    typer.echo(f"InsertAnywhere page on http://{'[' + host + ']' if ':' in host else host}:{port}/ (Ctrl+C stops it)")
+    limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_frames=max_frames)
+    serve(host=host, port=port, workdir=workdir, limits=limits)
+
+
+def _parse_placement(placement_file: Path | None, box: str | None, frame: int, yaw: float):
+    """The placement from --placement FILE or --box/--frame/--yaw (exactly one of the two)."""
+    from insertanywhere.conventions import Placement, PlacementError
+    from insertanywhere.errors import InputError
+    from insertanywhere.io.atomic import read_json
+
+    if (placement_file is None) == (box is None):
+        raise InputError("give the placement either as --placement FILE or as --box x0,y0,x1,y1 (not both)")
+    try:
+        if placement_file is not None:
+            return Placement.from_dict(read_json(placement_file))
+        parts = box.replace(" ", "").split(",")
+        if len(parts) != 4:
+            raise PlacementError(f"--box {box!r}: give four numbers x0,y0,x1,y1")
+        return Placement.from_dict({"frame": frame, "box": parts, "yaw_deg": yaw})
+    except PlacementError as err:
+        raise InputError(str(err)) from None
+
+
+def _insert_config(**kwargs):
+    from insertanywhere.pipeline import InsertConfig
+    from insertanywhere.render.light import parse_light_angles
+
+    light = kwargs.pop("light")
+    kwargs["light"] = parse_light_angles(light) if light else None
+    return InsertConfig(**kwargs)
+
+
+VideoArg = Annotated[Path, typer.Argument(help="Input video (any format ffmpeg reads) or a folder of images.")]
+ObjectOpt = Annotated[
+    Path, typer.Option("--object", help="The object: an RGBA image (.png) or a mesh (.glb/.gltf/.obj).")
+]
+PlacementOpt = Annotated[Path | None, typer.Option("--placement", help='Placement JSON {"frame", "box", "yaw_deg"}.')]
+BoxOpt = Annotated[str | None, typer.Option("--box", help="Placement box x0,y0,x1,y1 in pixels of --frame.")]
+FrameOpt = Annotated[int, typer.Option("--frame", help="Frame the --box is drawn in.")]
+YawOpt = Annotated[float, typer.Option("--yaw", help="Turn about the support's normal, degrees.")]
+OutOpt = Annotated[Path, typer.Option("-o", "--out", help="Output folder (docs/design.md lists what it holds).")]
+DepthOpt = Annotated[str, typer.Option("--depth", help="Depth backend: classical, depth-anything-v2, files:DIR.")]
+FlowOpt = Annotated[str, typer.Option("--flow", help="Flow backend: dis or raft.")]
+FovOpt = Annotated[float | None, typer.Option("--fov", help="Horizontal field of view in degrees, if known.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty folder not made by this tool.")]
+
+
+@app.command()
+def insert(
+    video: VideoArg,
+    object_path: ObjectOpt,
+    out: OutOpt,
+    placement: PlacementOpt = None,
+    box: BoxOpt = None,
+    frame: FrameOpt = 0,
+    yaw: YawOpt = 0.0,
+    synth: Annotated[
+        str, typer.Option("--synth", help="composite (CPU, default) or vace (diffusion, GPU).")
+    ] = "composite",
+    depth: DepthOpt = "classical",
+    flow: FlowOpt = "dis",
+    fov: FovOpt = None,
+    light: Annotated[str | None, typer.Option("--light", help="AZIMUTH,ELEVATION of the light, degrees.")] = None,
+    propagation: Annotated[str, typer.Option(help="scene-flow (ride a moving support) or camera-only.")] = "scene-flow",
+    facing: Annotated[str, typer.Option(help="Card facing: fixed, or camera (keeps turning to the camera).")] = "fixed",
+    model: Annotated[str | None, typer.Option("--model", help="VACE: hub id or local folder.")] = None,
+    lora: Annotated[
+        Path | None, typer.Option("--lora", help="VACE: LoRA weights (diffusers/peft, Kohya or ComfyUI).")
+    ] = None,
+    lora_scale: Annotated[float, typer.Option("--lora-scale", help="VACE: LoRA strength.")] = 1.0,
+    anchor_model: Annotated[
+        str | None, typer.Option("--anchor-model", help="VACE: first-frame inpainting model.")
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option("--prompt", help="VACE: text prompt (default from the object's name).")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="VACE: random seed.")] = 0,
+    steps: Annotated[int, typer.Option("--steps", help="VACE: denoising steps.")] = 30,
+    allow_cpu: Annotated[bool, typer.Option("--allow-cpu", help="VACE: run on the CPU (very slow).")] = False,
+    offload: Annotated[str, typer.Option("--offload", help="VACE: model, group or none.")] = "model",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Insert an object into a video: the whole output folder (video, masks, layers, shadow, scene, track, preview)."""
+    from insertanywhere.errors import InputError
+    from insertanywhere.pipeline import run_insert
+    from insertanywhere.progress import rich_progress
+
+    if propagation not in ("scene-flow", "camera-only"):
+        raise InputError(f"--propagation {propagation!r}: choose scene-flow or camera-only")
+    if facing not in ("fixed", "camera"):
+        raise InputError(f"--facing {facing!r}: choose fixed or camera")
+    vace_config = None
+    if synth == "vace":
+        from insertanywhere.synth.vace import VaceConfig
+
+        vace_fields = {
+            "lora": None if lora is None else str(lora),
+            "lora_scale": lora_scale,
+            "anchor_model": anchor_model,
+            "prompt": prompt,
+            "seed": seed,
+            "steps": steps,
+            "allow_cpu": allow_cpu,
+            "offload": offload,
+        }
+        if model is not None:
+            vace_fields["model"] = model
+        vace_config = VaceConfig(**vace_fields)
+    config = _insert_config(
+        video=video,
+        object_path=object_path,
+        placement=_parse_placement(placement, box, frame, yaw),
+        out=out,
+        synth=synth,
+        depth=depth,
+        flow=flow,
+        fov_deg=fov,
+        light=light,
+        propagation=propagation,
+        facing=facing,
+        overwrite=overwrite,
+        vace=vace_config,
+    )
+    with rich_progress() as progress:
+        result = run_insert(config, progress)
+    typer.echo(f"video:   {result.inserted_video}")
+    typer.echo(f"preview: {result.preview_path}")
+    typer.echo(f"report:  {result.report_path}")
+    for warning in result.report.get("warnings", []):
+        typer.echo(f"warning: {warning}", err=True)
+
+
+@app.command()
+def masks(
+    video: VideoArg,
+    object_path: ObjectOpt,
+    out: OutOpt,
+    placement: PlacementOpt = None,
+    box: BoxOpt = None,
+    frame: FrameOpt = 0,
+    yaw: YawOpt = 0.0,
+    depth: DepthOpt = "classical",
+    flow: FlowOpt = "dis",
+    fov: FovOpt = None,
+    propagation: Annotated[str, typer.Option(help="scene-flow (ride a moving support) or camera-only.")] = "scene-flow",
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """The 4D-aware masks only: reconstruct (or reuse OUT/scene), place, propagate, occlude; writes masks/, layers/,
+    shadow/, track.json, preview.png and report.json."""
+    from insertanywhere.errors import InputError
+    from insertanywhere.pipeline import run_insert
+    from insertanywhere.progress import rich_progress
+
+    if propagation not in ("scene-flow", "camera-only"):
+        raise InputError(f"--propagation {propagation!r}: choose scene-flow or camera-only")
+    config = _insert_config(
+        video=video,
+        object_path=object_path,
+        placement=_parse_placement(placement, box, frame, yaw),
+        out=out,
+        depth=depth,
+        flow=flow,
+        fov_deg=fov,
+        light=None,
+        propagation=propagation,
+        overwrite=overwrite,
+        write_video=False,
+    )
+    with rich_progress() as progress:
+        result = run_insert(config, progress)
+    typer.echo(f"masks:   {result.masks_dir}")
+    typer.echo(f"track:   {result.track_path}")
+    typer.echo(f"preview: {result.preview_path}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder.")] = Path("insertanywhere-demo"),
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Render a small synthetic scene (moving camera, an occluder, a moving tray) and insert an object into it."""
+    import time
+
+    from insertanywhere.data.synthetic import render_scene_to_folder
+    from insertanywhere.io.atomic import prepare_output_dir
+    from insertanywhere.pipeline import InsertConfig, run_insert
+    from insertanywhere.progress import rich_progress
+
+    start = time.perf_counter()
+    out = prepare_output_dir(out, overwrite)
+    case = out / "input"
+    typer.echo("rendering a synthetic scene ...")
+    if not (case / "background.mp4").is_file():
+        render_scene_to_folder(case, family="demo", seed=0, small=False, overwrite=True)
+    placement = _parse_placement(case / "placement.json", None, 0, 0.0)
+    config = InsertConfig(
+        video=case / "background.mp4",
+        object_path=case / "object.png",
+        placement=placement,
+        out=out / "result",
+        overwrite=True,
+    )
+    typer.echo("inserting the object ...")
+    with rich_progress() as progress:
+        result = run_insert(config, progress)
+    typer.echo(f"done in {time.perf_counter() - start:.1f} s")
+    typer.echo(f"input video:     {config.video}")
+    typer.echo(f"inserted video:  {result.inserted_video}")
+    typer.echo(f"preview:         {result.preview_path}")
+    typer.echo(f"ground truth:    {case / 'gt' / 'inserted.mp4'}")
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one line and exit code 2."""
     try:
