@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from insertanywhere.errors import InputError
+
 OBJECT_UP_AXIS = 1
 """Index of the object frame's axis along the support normal (+Y, pointing away from the support)."""
 
@@ -172,7 +174,40 @@ class Camera:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Camera:
-        return cls(K=np.array(data["K"], dtype=np.float64), cam_from_world=np.array(data["cam_from_world"]))
+        """Parse ``{"K": 3x3, "cam_from_world": 4x4}``; raise InputError when a matrix is malformed."""
+        _require_keys(data, ("K", "cam_from_world"), "a camera")
+        try:
+            K = np.array(data["K"], dtype=np.float64)
+            cam_from_world = np.array(data["cam_from_world"], dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise InputError(f"a camera matrix is not numeric: {err}") from None
+        if K.shape != (3, 3) or cam_from_world.shape != (4, 4):
+            raise InputError(f"a camera needs K 3x3 and cam_from_world 4x4, got {K.shape} and {cam_from_world.shape}")
+        if not (np.all(np.isfinite(K)) and np.all(np.isfinite(cam_from_world))):
+            raise InputError("a camera matrix holds a non-finite number")
+        return cls(K=K, cam_from_world=cam_from_world)
+
+
+# ----------------------------------------------------------------------------- validation helpers
+
+
+def _require_keys(data: Any, keys: tuple[str, ...], what: str) -> None:
+    """Raise InputError naming the first missing key, so a hand-edited JSON file fails in one line."""
+    if not isinstance(data, dict):
+        raise InputError(f"{what} must be a JSON object, got {type(data).__name__}")
+    for key in keys:
+        if key not in data:
+            raise InputError(f'{what} is missing "{key}"')
+
+
+def _fps_from_float(value: float) -> Fraction:
+    """An exact rate from a float: the NTSC rates (29.97... -> 30000/1001) when within 5e-4, else the nearest
+    fraction with a denominator up to 1001."""
+    for base in (24, 30, 48, 60, 120):
+        ntsc = Fraction(base * 1000, 1001)
+        if abs(value - float(ntsc)) < 5e-4:
+            return ntsc
+    return Fraction(value).limit_denominator(1001)
 
 
 # ----------------------------------------------------------------------------- clip
@@ -207,10 +242,13 @@ class ClipInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClipInfo:
+        _require_keys(data, ("width", "height", "n_frames"), "clip info")
         if "fps_fraction" in data:
             fps = Fraction(*data["fps_fraction"])
+        elif "fps" in data:
+            fps = _fps_from_float(float(data["fps"]))
         else:
-            fps = Fraction(data["fps"]).limit_denominator(1001)
+            raise InputError('clip info needs "fps" or "fps_fraction"')
         return cls(
             int(data["width"]), int(data["height"]), fps, int(data["n_frames"]), int(data.get("rotation_deg", 0))
         )
@@ -219,8 +257,11 @@ class ClipInfo:
 # ----------------------------------------------------------------------------- placement
 
 
-class PlacementError(ValueError):
-    """A placement that cannot be used; the message says what is wrong and how to fix it."""
+class PlacementError(InputError, ValueError):
+    """A placement that cannot be used; the message says what is wrong and how to fix it.
+
+    A UserError (the CLI prints one line, exit code 2) and, for older callers, a ValueError.
+    """
 
 
 @dataclass(frozen=True)
@@ -324,6 +365,13 @@ class SceneMeta:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SceneMeta:
         pinned = {"width", "height", "fps", "n_frames", "units", "camera_model", "backends"}
+        _require_keys(data, ("width", "height", "fps", "n_frames"), "scene.json")
+        if data.get("units", "arbitrary") not in ("metric", "arbitrary"):
+            raise InputError(f'scene.json "units" must be "metric" or "arbitrary", got {data["units"]!r}')
+        if data.get("camera_model", "general") not in ("static", "rotation", "general"):
+            raise InputError(
+                f'scene.json "camera_model" must be "static", "rotation" or "general", got {data["camera_model"]!r}'
+            )
         return cls(
             width=int(data["width"]),
             height=int(data["height"]),
@@ -401,6 +449,7 @@ class TrackFrame:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrackFrame:
+        _require_keys(data, ("index", "K", "cam_from_world"), "a track frame")
         pose = data.get("world_from_object")
         return cls(
             index=int(data["index"]),
@@ -431,6 +480,7 @@ class ObjectTrack:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ObjectTrack:
+        _require_keys(data, ("width", "height", "frames"), "track/cameras JSON")
         extra = {k: v for k, v in data.items() if k not in {"width", "height", "frames"}}
         return cls(int(data["width"]), int(data["height"]), [TrackFrame.from_dict(f) for f in data["frames"]], extra)
 
