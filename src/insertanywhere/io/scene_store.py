@@ -6,13 +6,18 @@ Layout (``scene/``)::
     cameras.json         ObjectTrack schema without object poses (pinned)
     depth.npy            (T, H, W) float32 z-depth, scene units, 0 = unknown
     depth_confidence.npy (T, H, W) float16 in [0, 1]
-    dynamic_mask.npy     (T, H, W) uint8 0/1
+    dynamic_mask.npy     (T, H, W) bool (older scenes: uint8 0/1, read as bool)
     flow_forward.npy     (T-1, H, W, 2) float16 pixels, t -> t+1      (optional)
     flow_backward.npy    (T-1, H, W, 2) float16 pixels, t+1 -> t      (optional)
     points.npz           points_world (N, 3) float64, points_color (N, 3) uint8 (optional)
 
 ``.npy`` files are opened as read-only memmaps, so a long clip's scene does not
 need to fit in memory. Everything is written under temporary names and renamed.
+``scene.json`` is removed first and written last, so a folder holding it is a
+complete scene even if an earlier save over it crashed half-way.
+
+Precision on disk: confidence and flow are float16 (flow steps of 1/1024 px below
+1 px, 1/16 px at 100 px; plenty for chaining and occlusion tests).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from insertanywhere.io.atomic import atomic_path, read_json, write_json_atomic
 
 SCENE_JSON = "scene.json"
 CAMERAS_JSON = "cameras.json"
+_OPTIONAL_FILES = ("flow_forward.npy", "flow_backward.npy", "points.npz")
 
 
 def save_array(path: Path, array: np.ndarray, dtype: np.dtype | type | None = None) -> None:
@@ -42,17 +48,55 @@ def save_array(path: Path, array: np.ndarray, dtype: np.dtype | type | None = No
 
 
 def load_array(path: Path) -> np.ndarray:
-    return np.load(path, mmap_mode="r")
+    """A read-only memmap of a ``.npy``; InputError when the file is not a readable array."""
+    try:
+        return np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as err:
+        raise InputError(f"{path}: not a readable .npy array ({err})") from None
+
+
+def check_scene_shapes(scene: Scene4D) -> None:
+    """Raise ValueError when the scene's arrays disagree with its metadata and cameras.
+
+    Expected: depth, depth_confidence, dynamic_mask (T, H, W); flows (T-1, H, W, 2); points (N, 3),
+    with T = meta.n_frames = len(cameras), H = meta.height, W = meta.width.
+    """
+    n_frames, height, width = scene.meta.n_frames, scene.meta.height, scene.meta.width
+    if len(scene.cameras) != n_frames:
+        raise ValueError(f"scene has {len(scene.cameras)} cameras for {n_frames} frames")
+    per_frame = {"depth": scene.depth, "depth_confidence": scene.depth_confidence, "dynamic_mask": scene.dynamic_mask}
+    for name, array in per_frame.items():
+        if tuple(array.shape) != (n_frames, height, width):
+            raise ValueError(f"scene {name} has shape {tuple(array.shape)}, expected {(n_frames, height, width)}")
+    for name, flow in (("flow_forward", scene.flow_forward), ("flow_backward", scene.flow_backward)):
+        if flow is not None and tuple(flow.shape) != (n_frames - 1, height, width, 2):
+            raise ValueError(f"scene {name} has shape {tuple(flow.shape)}, expected {(n_frames - 1, height, width, 2)}")
+    if scene.points_world is not None and (scene.points_world.ndim != 2 or scene.points_world.shape[1] != 3):
+        raise ValueError(f"scene points_world has shape {scene.points_world.shape}, expected (N, 3)")
+    points_color_mismatch = scene.points_color is not None and scene.points_world is not None
+    if points_color_mismatch and scene.points_color.shape != scene.points_world.shape:
+        raise ValueError(f"scene points_color has shape {scene.points_color.shape}, expected (N, 3)")
 
 
 def save_scene(scene: Scene4D, folder: str | os.PathLike[str]) -> Path:
-    """Write ``scene`` into ``folder`` (created). JSON files are written last, so a
-    folder with ``scene.json`` is complete."""
+    """Write ``scene`` into ``folder`` (created). ``scene.json`` is removed first and written
+    last, so a folder with ``scene.json`` is complete; optional files of an older scene
+    that this one lacks are removed. Raises ValueError when the arrays disagree (``check_scene_shapes``)."""
+    check_scene_shapes(scene)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / SCENE_JSON).unlink(missing_ok=True)
+    present = {
+        "flow_forward.npy": scene.flow_forward is not None,
+        "flow_backward.npy": scene.flow_backward is not None,
+        "points.npz": scene.points_world is not None,
+    }
+    for name in _OPTIONAL_FILES:
+        if not present[name]:
+            (folder / name).unlink(missing_ok=True)
     save_array(folder / "depth.npy", scene.depth, np.float32)
     save_array(folder / "depth_confidence.npy", scene.depth_confidence, np.float16)
-    save_array(folder / "dynamic_mask.npy", scene.dynamic_mask, np.uint8)
+    save_array(folder / "dynamic_mask.npy", scene.dynamic_mask, np.bool_)  # nonzero -> True, one byte each
     if scene.flow_forward is not None:
         save_array(folder / "flow_forward.npy", scene.flow_forward, np.float16)
     if scene.flow_backward is not None:
@@ -83,9 +127,12 @@ def load_scene(folder: str | os.PathLike[str]) -> Scene4D:
     dynamic = load_array(folder / "dynamic_mask.npy")
     points_world = points_color = None
     if (folder / "points.npz").is_file():
-        with np.load(folder / "points.npz") as data:
-            points_world, points_color = data["points_world"], data["points_color"]
-    return Scene4D(
+        try:
+            with np.load(folder / "points.npz") as data:
+                points_world, points_color = data["points_world"], data["points_color"]
+        except (ValueError, OSError, KeyError) as err:
+            raise InputError(f"{folder / 'points.npz'}: not a readable point file ({err})") from None
+    scene = Scene4D(
         meta=meta,
         cameras=track.cameras,
         depth=load_array(folder / "depth.npy"),
@@ -96,3 +143,8 @@ def load_scene(folder: str | os.PathLike[str]) -> Scene4D:
         points_world=points_world,
         points_color=points_color,
     )
+    try:
+        check_scene_shapes(scene)
+    except ValueError as err:
+        raise InputError(f"{folder}: inconsistent saved scene ({err}); delete the folder to reconstruct it") from None
+    return scene
