@@ -192,7 +192,7 @@ def render_card(mesh: TexturedMesh, camera: Camera, projected: ProjectedMesh, wi
     th, tw = pyramid[0].shape[:2]
     # Texel footprint: texture area over screen area of the quad (both in pixels), isotropic LOD.
     quad_px = projected.pixels[:4]
-    screen_area = 0.5 * abs(float(np.cross(quad_px[2] - quad_px[0], quad_px[3] - quad_px[1])))
+    screen_area = 0.5 * abs(float(_cross2(quad_px[2] - quad_px[0], quad_px[3] - quad_px[1])))
     lod = 0.5 * np.log2(max(th * tw, 1) / max(screen_area, 1e-9))
     level = int(np.clip(np.rint(lod), 0, len(pyramid) - 1))
     texture = pyramid[level]
@@ -215,6 +215,8 @@ def render_card(mesh: TexturedMesh, camera: Camera, projected: ProjectedMesh, wi
     xs = np.arange(x0, x1) + 0.5
     ys = np.arange(y0, y1) + 0.5
     inv_depth = inv_plane[0] * xs[None, :] + inv_plane[1] * ys[:, None] + inv_plane[2]
+    # The nearest point of the plane within the pixel's square (as the mesh path's min over samples).
+    inv_depth += 0.5 * (abs(inv_plane[0]) + abs(inv_plane[1]))
     pixel_depth = np.where(pixel_rgba[..., 3] > 0, 1.0 / np.maximum(inv_depth, 1e-12), np.inf).astype(np.float32)
     _write_box(layer, box, pixel_rgba, pixel_depth)
     return layer
@@ -262,7 +264,7 @@ def shade_samples(
     else:
         assert mesh.vertex_colors is not None
         colors = mesh.vertex_colors.astype(np.float32) / 255.0
-        rgba = np.einsum("nk,nkc->nc", visibility.bary.astype(np.float32), colors[corner_ids])
+        rgba = _interpolate(visibility.bary.astype(np.float32), colors[corner_ids])
         rgba[:, :3] *= rgba[:, 3:4]
     if not mesh.is_card:
         shade = _lambert(mesh, projected, camera, light, visibility, corner_ids, box, supersample)
@@ -282,12 +284,12 @@ def _sample_texture(mesh: TexturedMesh, visibility: VisibilityBuffer, vertices_g
     assert mesh.uv is not None
     pyramid = mesh.texture_pyramid()
     th, tw = pyramid[0].shape[:2]
-    uv = np.einsum("nk,nkc->nc", visibility.bary, mesh.uv[mesh.faces[visibility.face_index]])
+    uv = _interpolate(visibility.bary, mesh.uv[mesh.faces[visibility.face_index]])
 
     tri_uv = mesh.uv[mesh.faces] * np.array([tw, th])
     tri_xy = vertices_grid[mesh.faces]
-    texel_area = np.abs(np.cross(tri_uv[:, 1] - tri_uv[:, 0], tri_uv[:, 2] - tri_uv[:, 0]))
-    sample_area = np.abs(np.cross(tri_xy[:, 1] - tri_xy[:, 0], tri_xy[:, 2] - tri_xy[:, 0]))
+    texel_area = np.abs(_cross2(tri_uv[:, 1] - tri_uv[:, 0], tri_uv[:, 2] - tri_uv[:, 0]))
+    sample_area = np.abs(_cross2(tri_xy[:, 1] - tri_xy[:, 0], tri_xy[:, 2] - tri_xy[:, 0]))
     lod = 0.5 * np.log2(np.maximum(texel_area, 1e-12) / np.maximum(sample_area, 1e-12))
     face_level = np.clip(np.rint(lod), 0, len(pyramid) - 1).astype(np.int64)
     sample_level = face_level[visibility.face_index]
@@ -316,6 +318,16 @@ def _sample_texture(mesh: TexturedMesh, visibility: VisibilityBuffer, vertices_g
         sampled = cv2.remap(texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=border)
         result[pick] = sampled.reshape(-1, 4)[:n]
     return result
+
+
+def _cross2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """z of the cross product of (..., 2) vectors (the doubled signed area)."""
+    return a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+
+
+def _interpolate(bary: np.ndarray, corner_values: np.ndarray) -> np.ndarray:
+    """Barycentric interpolation: (N, 3) weights and (N, 3, C) corner values -> (N, C) (faster than einsum)."""
+    return bary[:, 0:1] * corner_values[:, 0] + bary[:, 1:2] * corner_values[:, 1] + bary[:, 2:3] * corner_values[:, 2]
 
 
 def _apply_linear(matrix: np.ndarray, vectors: np.ndarray) -> np.ndarray:
@@ -348,9 +360,7 @@ def _lambert(
         light = Light(cam_from_world.T @ toward_light_cam, strength=0.5, source="default")
     cam_from_object = cam_from_world @ projected.world_from_object[:3, :3]
     normal_matrix = np.linalg.inv(cam_from_object).T  # normals transform by the inverse transpose
-    normals_cam = _apply_linear(
-        normal_matrix, np.einsum("nk,nkc->nc", visibility.bary, mesh.vertex_normals()[corner_ids])
-    )
+    normals_cam = _apply_linear(normal_matrix, _interpolate(visibility.bary, mesh.vertex_normals()[corner_ids]))
 
     # Flip normals that face away from the camera (view ray through each sample in the camera frame).
     rows, cols = np.divmod(visibility.sample_index, visibility.shape[1])
