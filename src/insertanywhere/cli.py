@@ -288,6 +288,78 @@ def demo(
     typer.echo(f"ground truth:    {case / 'gt' / 'inserted.mp4'}")
 
 
+@app.command("eval")
+def eval_command(
+    out: Annotated[Path, typer.Argument(help="Output folder of `insertanywhere insert` (inserted.mp4, masks/, ...).")],
+    gt: Annotated[Path | None, typer.Option("--gt", help="Synthetic case folder with gt/ to compare with.")] = None,
+    input_video: Annotated[
+        Path | None, typer.Option("--input", help="The object-free input video (default: from report.json).")
+    ] = None,
+    reference: Annotated[
+        Path | None, typer.Option("--reference", help="Reference object image for CLIP-I/DINO-I (default: the input).")
+    ] = None,
+    clip: Annotated[
+        str | None, typer.Option("--clip", help="CLIP hub id or local folder, e.g. openai/clip-vit-base-patch32.")
+    ] = None,
+    dino: Annotated[
+        str | None, typer.Option("--dino", help="DINO hub id or local folder, e.g. facebook/dinov2-base.")
+    ] = None,
+    no_learned: Annotated[bool, typer.Option("--no-learned", help="Skip the CLIP/DINO metrics.")] = False,
+    device: Annotated[str, typer.Option(help="torch device for the learned metrics.")] = "cpu",
+) -> None:
+    """Score an output folder (subject consistency, VBench-style quality, GT metrics); writes OUT/eval.json."""
+    import json
+
+    from insertanywhere.eval.evaluate import EvalInputs, evaluate_output, load_eval_models
+    from insertanywhere.progress import rich_progress
+
+    models = load_eval_models(clip, dino, learned=not no_learned, device=device)
+    with rich_progress() as progress:
+        result = evaluate_output(out, EvalInputs(gt=gt, input_video=input_video, reference=reference), models, progress)
+    typer.echo(json.dumps(result, indent=1))
+
+
+@app.command()
+def bench(
+    cases: Annotated[Path, typer.Argument(help="Folder of case subfolders (synthetic cases and/or real clip cases).")],
+    report: Annotated[Path, typer.Option("-o", "--report", help="Report folder (report.md, report.json, plots/).")],
+    build: Annotated[
+        bool, typer.Option("--build", help="First fill CASES from ../shared/data and the synthetic families.")
+    ] = False,
+    data_root: Annotated[Path | None, typer.Option(help="Shared data folder for --build.")] = None,
+    families: Annotated[
+        str, typer.Option(help="Comma-separated synthetic families for --build ('' for none).")
+    ] = "static,pan,orbit,moving_occluder,moving_support,static_occluder",
+    synth: Annotated[str, typer.Option(help="Synthesis backend: composite or vace.")] = "composite",
+    clip: Annotated[str | None, typer.Option("--clip", help="CLIP hub id or local folder.")] = None,
+    dino: Annotated[str | None, typer.Option("--dino", help="DINO hub id or local folder.")] = None,
+    no_learned: Annotated[bool, typer.Option("--no-learned", help="Skip the CLIP/DINO metrics.")] = False,
+    reuse: Annotated[bool, typer.Option(help="Reuse existing outputs in REPORT/outputs (rerun metrics only).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty report folder not made by this tool.")] = False,
+    device: Annotated[str, typer.Option(help="torch device for the learned metrics.")] = "cpu",
+) -> None:
+    """Run the insert pipeline and every metric over a folder of cases; writes REPORT/report.md, report.json, plots."""
+    from insertanywhere.errors import InputError
+    from insertanywhere.eval.build_cases import build_cases_folder
+    from insertanywhere.eval.evaluate import load_eval_models
+    from insertanywhere.eval.runner import PipelineInsert, run_bench
+    from insertanywhere.progress import rich_progress
+
+    if synth not in ("composite", "vace"):
+        raise InputError(f"--synth {synth!r}: choose composite or vace")
+    if build:
+        chosen = tuple(f for f in families.split(",") if f.strip())
+        build_cases_folder(cases, data_root=data_root, families=chosen)
+    models = load_eval_models(clip, dino, learned=not no_learned, device=device)
+    with rich_progress() as progress:
+        result = run_bench(cases, report, PipelineInsert(synth=synth), models, overwrite, reuse, progress)
+    typer.echo(f"report: {Path(report) / 'report.md'}")
+    failed = [row["name"] for row in result["cases"] if "error" in row]
+    if failed:
+        typer.echo(f"failed cases: {', '.join(failed)} (see report.md)", err=True)
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one line and exit code 2."""
     try:

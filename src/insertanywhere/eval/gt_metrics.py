@@ -292,34 +292,61 @@ def warping_error(
         ``{"warping_error": mean over pairs, "warping_error_region": mean over pairs in the
         regions or None, "n_pairs": int}``.
     """
-    output_iter = iter(output_frames)
-    flow_iter = iter(flow_frames) if flow_frames is not None else None
+    return warping_errors({"video": output_frames}, flow_frames, regions)["video"]
+
+
+def warping_errors(
+    videos: dict[str, Iterable[np.ndarray]],
+    flow_frames: Iterable[np.ndarray] | None = None,
+    regions: Iterable[np.ndarray] | None = None,
+) -> dict[str, dict[str, float | None]]:
+    """Warping error of several videos of one clip with one shared flow (computed once per pair).
+
+    Args:
+        videos: name -> iterable of (H, W, 3) uint8 frames (same length and size).
+        flow_frames: frames to compute the flow on; None uses the first video.
+        regions: optional (H, W) bool per frame (see ``warping_error``).
+
+    Returns:
+        name -> the dict of ``warping_error``.
+    """
+    names = list(videos)
+    iterators = {name: iter(frames) for name, frames in videos.items()}
+    own_flow = flow_frames is None
+    flow_iter = iterators[names[0]] if own_flow else iter(flow_frames)
     region_iter = iter(regions) if regions is not None else None
-    full_errors: list[float] = []
-    region_errors: list[float] = []
-    previous_output = next(output_iter, None)
-    previous_flow_frame = next(flow_iter, None) if flow_iter is not None else previous_output
+    errors: dict[str, list[float]] = {name: [] for name in names}
+    region_errors: dict[str, list[float]] = {name: [] for name in names}
+    previous = {name: next(it, None) for name, it in iterators.items()}
+    previous_flow_frame = previous[names[0]] if own_flow else next(flow_iter, None)
     previous_region = next(region_iter, None) if region_iter is not None else None
-    if previous_output is None:
-        return {"warping_error": None, "warping_error_region": None, "n_pairs": 0}
-    for current_output in output_iter:
-        current_flow_frame = next(flow_iter) if flow_iter is not None else current_output
+    while previous[names[0]] is not None:
+        current = {name: next(it, None) for name, it in iterators.items()}
+        if current[names[0]] is None:
+            break
+        current_flow_frame = current[names[0]] if own_flow else next(flow_iter)
         current_region = next(region_iter, None) if region_iter is not None else None
         flow_forward = dis_flow(previous_flow_frame, current_flow_frame)
         flow_backward = dis_flow(current_flow_frame, previous_flow_frame)
         valid = flow_consistency_mask(flow_forward, flow_backward)
-        error = warping_error_pair(previous_output, current_output, flow_forward, valid)
-        if error is not None:
-            full_errors.append(error)
-        if previous_region is not None:
-            region_error = warping_error_pair(previous_output, current_output, flow_forward, valid, previous_region)
-            if region_error is not None:
-                region_errors.append(region_error)
-        previous_output, previous_flow_frame, previous_region = current_output, current_flow_frame, current_region
+        for name in names:
+            if previous[name] is None or current[name] is None:
+                continue
+            error = warping_error_pair(previous[name], current[name], flow_forward, valid)
+            if error is not None:
+                errors[name].append(error)
+            if previous_region is not None:
+                region_error = warping_error_pair(previous[name], current[name], flow_forward, valid, previous_region)
+                if region_error is not None:
+                    region_errors[name].append(region_error)
+        previous, previous_flow_frame, previous_region = current, current_flow_frame, current_region
     return {
-        "warping_error": float(np.mean(full_errors)) if full_errors else None,
-        "warping_error_region": float(np.mean(region_errors)) if region_errors else None,
-        "n_pairs": len(full_errors),
+        name: {
+            "warping_error": float(np.mean(errors[name])) if errors[name] else None,
+            "warping_error_region": float(np.mean(region_errors[name])) if region_errors[name] else None,
+            "n_pairs": len(errors[name]),
+        }
+        for name in names
     }
 
 
@@ -416,7 +443,7 @@ def score_gt_frame(
     return scores
 
 
-def _finite_mean(values: list[float | None]) -> float | None:
+def finite_mean(values: list[float | None]) -> float | None:
     """Mean of the defined values; inf when every defined value is inf (identical pixels)."""
     defined = [v for v in values if v is not None]
     if not defined:
@@ -440,7 +467,7 @@ def score_gt_sequence(
         scores = score_gt_frame(frame, lpips_distance)
         for name, value in scores.items():
             getattr(per_frame, name).append(value)
-    means = {name: _finite_mean(values) for name, values in vars(per_frame).items()}
+    means = {name: finite_mean(values) for name, values in vars(per_frame).items()}
     return means, per_frame
 
 
