@@ -68,7 +68,7 @@ def paste_object(frame: np.ndarray, rgba: np.ndarray, box: tuple[float, ...]) ->
     """Alpha-blend ``rgba`` resized into ``box`` of ``frame``: (composite (H, W, 3) uint8, mask (H, W) bool)."""
     import cv2
 
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    x0, y0, x1, y1 = (round(float(v)) for v in box)
     sticker = cv2.resize(rgba, (max(1, x1 - x0), max(1, y1 - y0)), interpolation=cv2.INTER_AREA)
     alpha = sticker[..., 3:4].astype(np.float32) / 255
     out = frame.copy()
@@ -113,7 +113,7 @@ class StickerBackend:
             progress("composite", index + 1, len(frames))
         write_video(request.out / "inserted.mp4", np.stack(composites), fps=info.fps)
         (request.out / "scene").mkdir(exist_ok=True)
-        (request.out / "scene" / "scene.json").write_text('{"n_frames": %d}\n' % len(frames))
+        (request.out / "scene" / "scene.json").write_text(f'{{"n_frames": {len(frames)}}}\n')
         (request.out / "report.json").write_text('{"backend": "sticker"}\n')
         return {"backend": "sticker"}
 

@@ -14,11 +14,11 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from insertanywhere.ui.server import CSRF_HEADER, create_app  # noqa: E402
-from insertanywhere.ui.workspace import Limits  # noqa: E402
-from tests.ui.conftest import CLIP_FRAMES, CLIP_SIZE, StickerBackend  # noqa: E402
+from insertanywhere.ui.server import CSRF_HEADER, create_app
+from insertanywhere.ui.workspace import Limits
+from tests.ui.conftest import CLIP_FRAMES, CLIP_SIZE, StickerBackend
 
 HEADERS = {CSRF_HEADER: "1"}
 

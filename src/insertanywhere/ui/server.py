@@ -386,7 +386,7 @@ def create_app(
         return request, record
 
     @app.post("/api/preview")
-    async def preview(body: InsertBody) -> dict[str, Any]:
+    async def preview(body: InsertBody) -> Any:
         missing = backend.available()
         if missing is not None:
             raise MissingDependencyError(missing)
@@ -401,7 +401,13 @@ def create_app(
         else:
             indices = choose_preview_frames(request.placement.frame, n_frames)
         start = time.perf_counter()
-        frames = await run_in_threadpool(previews.render, request, indices)
+        try:
+            frames = await run_in_threadpool(previews.render, request, indices)
+        except (UserError, PlacementError):
+            raise
+        except Exception as err:  # one line on the page; the traceback goes to the server's log
+            log.exception("preview failed")
+            return JSONResponse({"error": f"the preview failed: {err.__class__.__name__}: {err}"}, status_code=500)
         return {"frames": frames, "seconds": round(time.perf_counter() - start, 3)}
 
     @app.post("/api/runs")

@@ -118,10 +118,8 @@ function setVideo(video) {
   state.video = video;
   state.frameImages.clear();
   state.frame = Math.min(state.frame, video.n_frames - 1);
-  const canvas = $("canvas");
-  canvas.width = video.display_width;
-  canvas.height = video.display_height;
   $("stage").classList.add("has-video");
+  resizeCanvas();
   $("video-info").textContent = describeVideo(video);
   const slider = $("frame");
   slider.max = String(video.n_frames - 1);
@@ -253,6 +251,27 @@ function showFrame(index) {
   draw();
 }
 
+function resizeCanvas() {
+  // The canvas backing store matches its on-screen size (times the pixel ratio), so the box and its
+  // handles stay crisp whatever the video's size; the frame image is scaled into it.
+  if (!state.video) return;
+  const canvas = $("canvas");
+  const aspect = state.video.width / state.video.height;
+  let cssWidth = $("stage").clientWidth;
+  let cssHeight = cssWidth / aspect;
+  const maxHeight = Math.max(240, window.innerHeight * 0.66);
+  if (cssHeight > maxHeight) {
+    cssHeight = maxHeight;
+    cssWidth = cssHeight * aspect;
+  }
+  const ratio = window.devicePixelRatio || 1;
+  canvas.style.width = `${Math.round(cssWidth)}px`;
+  canvas.style.height = `${Math.round(cssHeight)}px`;
+  canvas.width = Math.round(cssWidth * ratio);
+  canvas.height = Math.round(cssHeight * ratio);
+  draw();
+}
+
 function videoToCanvas() {
   return state.video ? $("canvas").width / state.video.width : 1;
 }
@@ -263,6 +282,7 @@ function draw() {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (!state.video) return;
   const image = state.frameImages.get(state.frame);
+  ctx.imageSmoothingQuality = "high";
   if (image && image.complete && image.naturalWidth) ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
   if (!state.box) return;
   const s = videoToCanvas();
@@ -288,18 +308,19 @@ function draw() {
     ctx.drawImage(state.thumb, x0 + (boxW - w) / 2, y1 - h, w, h);
     ctx.globalAlpha = 1;
   }
-  ctx.lineWidth = 2;
+  const ratio = window.devicePixelRatio || 1;
+  ctx.lineWidth = 2 * ratio;
   ctx.strokeStyle = "#ffb020";
   ctx.setLineDash([]);
   ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
   // Contact point: the bottom centre of the box is where the object touches its support.
   ctx.fillStyle = "#ffb020";
   ctx.beginPath();
-  ctx.arc((x0 + x1) / 2, y1, 4, 0, 2 * Math.PI);
+  ctx.arc((x0 + x1) / 2, y1, 4 * ratio, 0, 2 * Math.PI);
   ctx.fill();
   const handle = handleSize();
   ctx.fillStyle = "#ffffff";
-  ctx.strokeStyle = "#ffb020";
+  ctx.lineWidth = 1.5 * ratio;
   for (const [hx, hy] of [
     [x0, y0],
     [x1, y0],
@@ -709,6 +730,8 @@ async function init() {
     pill.textContent = "pipeline ready";
     pill.className = "pill ok";
   }
+  const limits = state.config.limits;
+  $("video-limits").textContent = `up to ${megabytes(limits.max_upload_bytes)}, ${limits.max_frames} frames`;
   $("error-close").addEventListener("click", clearError);
   $("video-file").addEventListener("change", onVideoFile);
   $("object-file").addEventListener("change", onObjectFile);
@@ -735,7 +758,7 @@ async function init() {
   canvas.addEventListener("pointermove", onPointerMove);
   canvas.addEventListener("pointerup", onPointerUp);
   canvas.addEventListener("pointercancel", onPointerUp);
-  window.addEventListener("resize", draw);
+  window.addEventListener("resize", resizeCanvas);
   await Promise.all([loadLibrary(), loadRuns()]);
 }
 
