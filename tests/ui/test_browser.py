@@ -160,8 +160,10 @@ def place_and_preview(driver: webdriver.Chrome, url: str, clip: Path, obj: Path)
     assert text_of(driver, "yaw-label") == "-150°"
 
     WebDriverWait(driver, 30).until(
-        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#preview-strip img.preview-frame")) == 4
-        and "frames in" in d.find_element(By.ID, "preview-status").text
+        lambda d: (
+            len(d.find_elements(By.CSS_SELECTOR, "#preview-strip img.preview-frame")) == 4
+            and "frames in" in d.find_element(By.ID, "preview-status").text
+        )
     )
     captions = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#preview-strip figcaption")]
     assert captions[0] == "frame 2 (placed here)"
