@@ -10,14 +10,18 @@ Public API (see docs/rendering.md)::
 from insertanywhere.render.layer import ObjectLayer, render_object
 from insertanywhere.render.light import Light, default_light, parse_light_angles
 from insertanywhere.render.mesh import TexturedMesh, card_mesh, object_mesh
+from insertanywhere.render.shadow import ShadowConfig, SupportPlane, render_shadow
 
 __all__ = [
     "Light",
     "ObjectLayer",
+    "ShadowConfig",
+    "SupportPlane",
     "TexturedMesh",
     "card_mesh",
     "default_light",
     "object_mesh",
     "parse_light_angles",
     "render_object",
+    "render_shadow",
 ]
