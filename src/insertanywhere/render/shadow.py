@@ -225,7 +225,7 @@ def _paste_blurred(
     The box is padded by 3 sigma first so the blur can spread beyond the hard shadow.
     """
     x0, y0, x1, y1 = box
-    pad = int(math.ceil(3.0 * min(float(sigma_px.max(initial=0.0)), max_blur_px))) + 2
+    pad = math.ceil(3.0 * min(float(sigma_px.max(initial=0.0)), max_blur_px)) + 2
     padded = np.pad(coverage_box, pad)
     sigma_padded = np.pad(sigma_px * (coverage_box > 0), pad)
     blurred = variable_blur(padded, sigma_padded, coverage_weight=np.pad(coverage_box, pad))
