@@ -19,6 +19,11 @@ from insertanywhere.errors import InputError
 
 IMAGE_SUFFIXES = (".png", ".webp", ".tif", ".tiff")
 MESH_SUFFIXES = (".glb", ".gltf", ".obj", ".ply", ".off", ".stl")
+MAX_TEXTURE_SIDE = 4096
+"""Longer side a mesh texture is shrunk to: trimesh packs several materials into one atlas (the Cesium
+milk truck becomes 4096x8192 RGBA, 128 MB), far more than a few-hundred-pixel object on screen needs."""
+OPAQUE_ALPHA = 250
+"""An image whose alpha is at least this everywhere has no cut-out (the background would be inserted)."""
 
 
 @dataclass
@@ -32,8 +37,10 @@ class ObjectAsset:
             reference view is filled in by the renderer when needed), or None.
         vertices: (V, 3) float64 object-frame positions (kind "mesh").
         faces: (F, 3) int64 triangle vertex indices.
-        uv: (V, 2) float64 texture coordinates (u right, v up, glTF/OpenGL style), or None.
-        texture: (th, tw, 3|4) uint8 base-colour texture, or None.
+        uv: (V, 2) float64 texture coordinates, OpenGL style: u right, v up, (0, 0) at the texture's
+            bottom-left (trimesh flips glTF's v-down UVs on load), or None.
+        texture: (th, tw, 4) uint8 RGBA base-colour texture (row 0 = top, so v = 1 - row / th), its
+            material's base colour factor already multiplied in, longer side at most MAX_TEXTURE_SIDE; or None.
         vertex_colors: (V, 4) uint8 RGBA colours used when there is no texture, or None.
         source: the file it came from.
     """
@@ -86,7 +93,7 @@ def load_image_object(path: Path) -> ObjectAsset:
             "(e.g. `rembg i in.jpg out.png`) and save it as an RGBA PNG"
         )
     alpha = rgba[..., 3]
-    if alpha.min() >= 250:
+    if alpha.min() >= OPAQUE_ALPHA:
         raise InputError(
             f"{path}: the alpha channel is opaque everywhere, so the background would be inserted too; "
             "cut the object out (transparent background) and save it as an RGBA PNG"
@@ -98,22 +105,56 @@ def load_image_object(path: Path) -> ObjectAsset:
     return ObjectAsset(name=path.stem, kind="image", rgba=rgba, source=path)
 
 
+def _one_line(err: BaseException) -> str:
+    """``Type: first line of the message``, so a library's multi-line error stays one line."""
+    text = str(err).strip().splitlines()
+    return f"{err.__class__.__name__}: {text[0]}" if text else err.__class__.__name__
+
+
+def _texture_array(image: object, base_color_factor: object) -> np.ndarray:
+    """(th, tw, 4) uint8 RGBA from a PIL texture: shrunk to MAX_TEXTURE_SIDE, times the glTF base colour factor
+    (glTF 2.0 spec, metallic-roughness material: base colour = factor * texture)."""
+    from PIL import Image
+
+    rgba_image = image.convert("RGBA")  # type: ignore[attr-defined]
+    longest = max(rgba_image.size)
+    if longest > MAX_TEXTURE_SIDE:
+        scale = MAX_TEXTURE_SIDE / longest
+        size = (max(1, round(rgba_image.size[0] * scale)), max(1, round(rgba_image.size[1] * scale)))
+        rgba_image = rgba_image.resize(size, Image.Resampling.BOX)  # area average: right for shrinking, 20x faster
+    texture = np.asarray(rgba_image)
+    if base_color_factor is not None:
+        factor = np.asarray(base_color_factor, dtype=np.float64).reshape(-1)[:4]
+        if factor.max() > 1.0:  # trimesh stores factors as uint8 0..255
+            factor = factor / 255.0
+        if factor.size == 4 and not np.allclose(factor, 1.0):
+            texture = np.clip(texture * factor + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(texture)
+
+
 def load_mesh_object(path: Path) -> ObjectAsset:
     """Load a (textured) mesh through trimesh and put it in the object frame."""
     import trimesh
 
     try:
         loaded = trimesh.load(str(path), process=False)
-    except Exception as err:
-        raise InputError(f"{path}: not a readable mesh ({err.__class__.__name__}: {err})") from None
+    except Exception as err:  # trimesh raises many types for bad files; all mean "cannot read this mesh"
+        raise InputError(f"{path}: not a readable mesh ({_one_line(err)})") from None
     if isinstance(loaded, trimesh.Scene):
-        if not loaded.geometry:
-            raise InputError(f"{path}: the file holds no geometry")
-        mesh = loaded.to_mesh() if hasattr(loaded, "to_mesh") else loaded.dump(concatenate=True)
+        triangle_meshes = [g for g in loaded.geometry.values() if isinstance(g, trimesh.Trimesh) and len(g.faces)]
+        if not triangle_meshes:
+            raise InputError(f"{path}: the file holds no triangles (a point cloud or empty mesh cannot be rendered)")
+        try:
+            mesh = loaded.to_mesh() if hasattr(loaded, "to_mesh") else loaded.dump(concatenate=True)
+        except Exception as err:  # mixed geometry kinds or materials trimesh cannot merge
+            raise InputError(f"{path}: the scene's meshes cannot be merged into one ({_one_line(err)})") from None
     else:
         mesh = loaded
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise InputError(f"{path}: the file holds no triangles (a point cloud or empty mesh cannot be rendered)")
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    if faces.min() < 0 or faces.max() >= len(mesh.vertices):
+        raise InputError(f"{path}: the mesh has faces that index missing vertices; re-export it")
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     if not np.all(np.isfinite(vertices)):
         raise InputError(f"{path}: the mesh has non-finite vertex positions")
@@ -129,7 +170,7 @@ def load_mesh_object(path: Path) -> ObjectAsset:
         material = visual.material
         image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
         if image is not None:
-            texture = np.asarray(image.convert("RGBA"))
+            texture = _texture_array(image, getattr(material, "baseColorFactor", None))
         else:
             color = getattr(material, "baseColorFactor", None)
             if color is None:
@@ -145,7 +186,7 @@ def load_mesh_object(path: Path) -> ObjectAsset:
         name=path.stem,
         kind="mesh",
         vertices=vertices,
-        faces=np.asarray(mesh.faces, dtype=np.int64),
+        faces=faces,
         uv=uv,
         texture=texture,
         vertex_colors=vertex_colors,
