@@ -214,3 +214,43 @@ def test_bad_video_shows_a_clear_message(browser: webdriver.Chrome, tmp_path: Pa
         assert str(tmp_path) not in message
         assert text_of(browser, "video-info") == "no video yet"
         screenshot(browser, "3-bad-file")
+
+
+@pytest.mark.slow
+def test_real_pipeline_on_the_synthetic_demo_case(browser: webdriver.Chrome, tmp_path: Path):
+    """The page with the project's pipeline: open the demo case from the library, preview, insert, play."""
+    from insertanywhere.data.synthetic.loader import render_case_cached
+    from insertanywhere.ui.backend import PipelineBackend
+
+    case = render_case_cached("demo", 0, small=True)
+    library_case = tmp_path / "work" / "library" / "demo"
+    library_case.mkdir(parents=True)
+    for name in ("background.mp4", "object.png", "placement.json"):
+        shutil.copy(case / name, library_case / name)
+    for url in serve_in_thread(tmp_path / "work", PipelineBackend()):
+        browser.get(url)
+        wait_text(browser, "pipeline-state", "pipeline ready")
+        wait_text(browser, "library-hint", "from ")
+        browser.find_element(By.ID, "library-open").click()
+        wait_text(browser, "library-hint", "opened demo")
+        assert "on frame" in text_of(browser, "box-label")  # the case's placement.json was applied
+        WebDriverWait(browser, 240).until(
+            lambda d: (
+                "frames in" in d.find_element(By.ID, "preview-status").text
+                or d.find_element(By.ID, "preview-status").text == "preview failed"
+            )
+        )
+        assert "frames in" in text_of(browser, "preview-status"), text_of(browser, "preview-strip")
+        screenshot(browser, "4-demo-placement")
+        browser.find_element(By.ID, "run").click()
+        WebDriverWait(browser, 300).until(
+            lambda d: (
+                d.find_element(By.ID, "result-card").is_displayed() or d.find_element(By.ID, "error").is_displayed()
+            )
+        )
+        assert browser.find_element(By.ID, "result-card").is_displayed(), text_of(browser, "error-text")
+        WebDriverWait(browser, 30).until(
+            lambda d: d.execute_script("return document.getElementById('result-video').readyState >= 2;")
+        )
+        browser.execute_script("document.getElementById('result-card').scrollIntoView()")
+        screenshot(browser, "5-demo-result")
