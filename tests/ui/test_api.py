@@ -258,3 +258,19 @@ def test_missing_pipeline_is_one_clear_line(tmp_path: Path, clip_path: Path, obj
     obj = upload(client, "objects", object_path).json()
     response = client.post("/api/runs", json=insert_body(video["video_id"], obj["object_id"]), headers=HEADERS)
     assert response.status_code == 503 and "cannot be imported" in response.json()["error"]
+
+
+def test_bad_numbers_are_refused(client: TestClient, clip_path: Path, object_path: Path) -> None:
+    video = upload(client, "videos", clip_path).json()
+    obj = upload(client, "objects", object_path).json()
+    body = insert_body(video["video_id"], obj["object_id"], light=[45, 120])
+    response = client.post("/api/preview", json=body, headers=HEADERS)
+    assert response.status_code == 400 and "elevation" in response.json()["error"]
+    body = insert_body(video["video_id"], obj["object_id"])
+    body["placement"]["frame"] = CLIP_FRAMES
+    response = client.post("/api/runs", json=body, headers=HEADERS)
+    assert response.status_code == 400 and "out of range" in response.json()["error"]
+    thumb = client.get(f"/api/objects/{obj['object_id']}/thumb", params={"yaw_deg": "nan"})
+    assert thumb.status_code == 400
+    missing_field = client.post("/api/runs", json={"video_id": video["video_id"]}, headers=HEADERS)
+    assert missing_field.status_code == 422 and missing_field.json()["error"].startswith("bad request:")

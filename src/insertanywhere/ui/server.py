@@ -29,6 +29,7 @@ GET      /api/runs/{id}/zip/{masks|layers|shadow|all}  a zip of a finished run's
 import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -272,6 +273,8 @@ def create_app(
 
     @app.get("/api/objects/{object_id}/thumb")
     async def object_thumb(object_id: str, yaw_deg: float = 0.0) -> Response:
+        if not math.isfinite(yaw_deg):
+            raise InputError("yaw_deg must be a finite number of degrees")
         record = object_record(object_id)
         if record["kind"] != "mesh" or abs(yaw_deg) < 1e-6:
             return FileResponse(workspace.file_in("objects", object_id, "thumb.png"), media_type="image/png")
@@ -362,6 +365,8 @@ def create_app(
         video = video_record(body.video_id)
         obj = object_record(body.object_id)
         placement = Placement.from_dict(body.placement).validate(video["width"], video["height"], video["n_frames"])
+        if body.light is not None and not (math.isfinite(body.light[0]) and 0.0 <= body.light[1] <= 90.0):
+            raise InputError(f"light {list(body.light)}: give an azimuth in degrees and 0 <= elevation <= 90")
         request = InsertRequest(
             video=workspace.file_in("videos", body.video_id, video["source"]),
             object_path=workspace.file_in("objects", body.object_id, obj["source"]),

@@ -750,7 +750,10 @@ async function init() {
   $("fit-box").addEventListener("click", fitBoxToObject);
   $("light-manual").addEventListener("change", (event) => {
     $("light-fields").hidden = !event.target.checked;
+    schedulePreview();
   });
+  $("light-az").addEventListener("change", schedulePreview);
+  $("light-el").addEventListener("change", schedulePreview);
   $("run").addEventListener("click", startRun);
   $("cancel").addEventListener("click", cancelRun);
   const canvas = $("canvas");
