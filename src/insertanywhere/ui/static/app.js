@@ -129,6 +129,7 @@ function setVideo(video) {
   if (state.box && !boxInside(state.box)) state.box = null;
   ensureDefaultBox();
   showFrame(state.frame);
+  updateBoxLabel();
   updateControls();
   schedulePreview();
 }
