@@ -327,6 +327,7 @@ def bench(
         bool, typer.Option("--build", help="First fill CASES from ../shared/data and the synthetic families.")
     ] = False,
     data_root: Annotated[Path | None, typer.Option(help="Shared data folder for --build.")] = None,
+    real: Annotated[bool, typer.Option("--real/--no-real", help="Include the real clips in --build.")] = True,
     families: Annotated[
         str, typer.Option(help="Comma-separated synthetic families for --build ('' for none).")
     ] = "static,pan,orbit,moving_occluder,moving_support,static_occluder",
@@ -349,7 +350,7 @@ def bench(
         raise InputError(f"--synth {synth!r}: choose composite or vace")
     if build:
         chosen = tuple(f for f in families.split(",") if f.strip())
-        build_cases_folder(cases, data_root=data_root, families=chosen)
+        build_cases_folder(cases, data_root=data_root, families=chosen, real=real)
     models = load_eval_models(clip, dino, learned=not no_learned, device=device)
     with rich_progress() as progress:
         result = run_bench(cases, report, PipelineInsert(synth=synth), models, overwrite, reuse, progress)
@@ -360,30 +361,68 @@ def bench(
         raise typer.Exit(1)
 
 
+def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """(usage errors, exits, aborts) of Typer's vendored Click and of Click itself.
+
+    Typer >= 0.2x vendors Click as ``typer._click``: ``click.exceptions.UsageError`` does not match its errors.
+    """
+    import importlib
+
+    usage: list[type] = []
+    exits: list[type] = [typer.Exit]
+    aborts: list[type] = [typer.Abort]
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        usage.append(module.ClickException)
+        for attribute, bucket in (("Exit", exits), ("Abort", aborts)):
+            if hasattr(module, attribute):
+                bucket.append(getattr(module, attribute))
+    return tuple(usage), tuple(exits), tuple(aborts)
+
+
+def _one_line(err: BaseException) -> str:
+    """A user error's message on one line (a stray newline would split the CLI's one-line contract)."""
+    return " ".join(part.strip() for part in str(err).splitlines() if part.strip()) or err.__class__.__name__
+
+
 def main() -> None:
-    """Console entry point: run the app, turning user errors into one line and exit code 2."""
+    """Console entry point: run the app, turning user errors into one line and exit code 2.
+
+    ``--verbose`` prints the traceback before that line (same exit code). Typer usage errors
+    print Typer's usage message and exit 2; ``typer.Exit(n)`` exits n.
+    """
     try:
-        app(standalone_mode=False)
+        returned = app(standalone_mode=False)
     except UserError as err:
         if _state["verbose"]:
-            raise
-        typer.echo(f"error: {err}", err=True)
+            import traceback
+
+            traceback.print_exc()
+        typer.echo(f"error: {_one_line(err)}", err=True)
         sys.exit(err.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
     except KeyboardInterrupt:
         typer.echo("interrupted; cached stages are kept, rerun the same command to resume", err=True)
         sys.exit(130)
     except Exception as err:
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
+        usage_errors, exits, aborts = _click_exception_types()
+        if isinstance(err, aborts):
+            typer.echo("aborted", err=True)
+            sys.exit(130)
+        if isinstance(err, usage_errors):
             err.show()
             sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Exit):
+        if isinstance(err, exits):
             sys.exit(err.exit_code)
         raise
+    # Without standalone mode Click returns typer.Exit's code instead of exiting (commands return None);
+    # Typer turns Ctrl-C inside a command into Exit(130).
+    if isinstance(returned, int) and not isinstance(returned, bool) and returned != 0:
+        if returned == 130:
+            typer.echo("interrupted; cached stages are kept, rerun the same command to resume", err=True)
+        sys.exit(returned)
 
 
 if __name__ == "__main__":
