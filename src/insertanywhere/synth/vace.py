@@ -47,6 +47,7 @@ from insertanywhere.synth.vace_region import (
     paste_alpha,
     paste_back,
     reference_on_white,
+    resize_alpha,
     resize_frame,
     resize_mask,
 )
@@ -331,7 +332,7 @@ def synthesize_vace(
         load_lora(pipeline, config.lora, config.lora_scale)
     try:
         generated_small = _generate_windows(
-            pipeline, windows, source_frames, control_frames, region, reference_rgba, anchor, prompt, config,
+            pipeline, windows, source_frames, control_frames, region, alpha, reference_rgba, anchor, prompt, config,
             gen_height, gen_width, progress,
         )  # fmt: skip
     finally:
@@ -352,6 +353,7 @@ def _generate_windows(
     source_frames: np.ndarray,
     control_frames: np.ndarray,
     region: np.ndarray,
+    alpha: np.ndarray,
     reference_rgba: np.ndarray,
     anchor: np.ndarray,
     prompt: str,
@@ -360,7 +362,11 @@ def _generate_windows(
     gen_width: int,
     progress: Progress,
 ) -> np.ndarray:
-    """Run every window; returns (T, gen_height, gen_width, 3) uint8 generated frames (frame 0 = the anchor)."""
+    """Run every window; returns (T, gen_height, gen_width, 3) uint8 generated frames (frame 0 = the anchor).
+
+    A window's known frames are the earlier output as the viewer will see it: the generated frame pasted into the
+    source at the generation size, so the next window continues what is shown, not the model's whole-frame redraw.
+    """
     torch = require("torch", "diffusion")
     from PIL import Image
 
@@ -368,6 +374,7 @@ def _generate_windows(
     source_small = np.stack([resize_frame(frame, gen_height, gen_width) for frame in source_frames])
     control_small = np.stack([resize_frame(frame, gen_height, gen_width) for frame in control_frames])
     region_small = np.stack([resize_mask(mask, gen_height, gen_width) for mask in region])
+    alpha_small = np.stack([resize_alpha(weight, gen_height, gen_width) for weight in alpha])
     reference = Image.fromarray(reference_on_white(reference_rgba))
     set_flow_shift(pipeline, gen_height, gen_width, config.flow_shift)
 
@@ -381,10 +388,11 @@ def _generate_windows(
 
     generated_small = np.zeros((n_frames, gen_height, gen_width, 3), np.uint8)
     generated_small[0] = resize_frame(anchor, gen_height, gen_width)
+    shown_small = generated_small.copy()  # the pasted frames, what later windows are conditioned on
     done_until = 1  # frames [0, done_until) are final
     total_steps = len(windows) * config.steps
     for window_index, window in enumerate(windows):
-        known = {index: generated_small[index] for index in range(window.start, min(done_until, n_frames))}
+        known = {index: shown_small[index] for index in range(window.start, min(done_until, n_frames))}
         if window.start + len(known) >= n_frames:
             continue  # nothing left to generate (a one-frame clip: the anchor is the whole output)
         video, mask = _window_conditions(window, source_small, control_small, region_small, known, config.control_hint)
@@ -414,6 +422,7 @@ def _generate_windows(
             index = window.start + offset
             if done_until <= index < n_frames:
                 generated_small[index] = frames_uint8[offset]
+                shown_small[index] = paste_back(source_small[index], frames_uint8[offset], alpha_small[index])
         done_until = max(done_until, min(window.stop, n_frames))
         logger.info("VACE window %d/%d: frames %d-%d", window_index + 1, len(windows), window.start, window.stop - 1)
     return generated_small

@@ -96,7 +96,7 @@ def generation_size(height: int, width: int, max_area: int, multiple: int = 16) 
     """The size the video model runs at: the input's aspect ratio, area at most ``max_area``, sides multiples of 16.
 
     Wan's VAE downsamples by 8 and its transformer patchifies by 2, so sides must be multiples of 16 (diffusers'
-    ``check_inputs``). Frames are never upscaled.
+    ``check_inputs``). Frames are not scaled up (rounding to 16 may add at most 8 pixels to a side).
 
     Returns:
         ``(gen_height, gen_width)`` in pixels.
@@ -127,6 +127,15 @@ def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
         return mask.copy()
     coverage = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
     return coverage > 1e-3
+
+
+def resize_alpha(alpha: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an (h, w) float32 weight in [0, 1] to (height, width) by area averaging (bilinear when growing)."""
+    if alpha.shape == (height, width):
+        return alpha.copy()
+    shrinking = height * width < alpha.shape[0] * alpha.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return np.clip(cv2.resize(alpha.astype(np.float32), (width, height), interpolation=interpolation), 0.0, 1.0)
 
 
 def reference_on_white(reference_rgba: np.ndarray) -> np.ndarray:
