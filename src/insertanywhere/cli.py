@@ -361,6 +361,128 @@ def bench(
         raise typer.Exit(1)
 
 
+dataset_app = typer.Typer(help="Build ROSE++-style insertion datasets for LoRA training.", no_args_is_help=True)
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("build")
+def dataset_build(
+    src: Annotated[
+        Path, typer.Argument(help="ROSE root/environment folder (EnvN/EnvN_Edited, ...) and/or synthetic scenes.")
+    ],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Dataset folder to write (manifest.jsonl, samples/).")],
+    dino: Annotated[
+        str | None,
+        typer.Option("--dino", help="DINOv2 hub id or local folder for reference scoring (default: classical score)."),
+    ] = None,
+    generator: Annotated[
+        list[str] | None, typer.Option("--generator", help="Registered reference-image generator (repeatable).")
+    ] = None,
+    max_frames: Annotated[int | None, typer.Option(help="Keep at most this many frames per clip.")] = None,
+    crops: Annotated[int, typer.Option(help="Object crops per sample (reference queries and candidates).")] = 4,
+    device: Annotated[str, typer.Option(help="torch device for DINOv2.")] = "cpu",
+    overwrite: Annotated[bool, typer.Option(help="Write into a non-empty folder not made by this tool.")] = False,
+) -> None:
+    """Turn object-removal triplets into insertion samples (source, target, mask, optics mask, reference)."""
+    from insertanywhere.data.dataset_reference import make_embedder, make_reference_generator
+    from insertanywhere.data.rose import DatasetBuildConfig, build_dataset
+    from insertanywhere.progress import rich_progress
+
+    embedder = make_embedder("dinov2", dino, device) if dino else make_embedder("classical")
+    generators = [make_reference_generator(name) for name in generator or []]
+    config = DatasetBuildConfig(max_frames=max_frames, n_crops=crops)
+    with rich_progress() as progress:
+        report = build_dataset(src, out, embedder, config, generators, overwrite=overwrite, progress=progress)
+    for broken in report.broken:
+        typer.echo(f"broken: {broken['id']}: {broken['reason']}", err=True)
+    typer.echo(
+        f"{len(report.samples)} samples ({report.reused} reused), {len(report.broken)} broken, "
+        f"{report.seconds:.1f} s: {Path(out) / 'manifest.jsonl'}"
+    )
+    if not report.samples:
+        raise typer.Exit(1)
+
+
+@app.command("train-lora")
+def train_lora_command(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder made by `insertanywhere dataset build`.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Run folder (checkpoints, logs, lora/).")],
+    model: Annotated[
+        str | None, typer.Option(help="WanVACEPipeline hub id or local folder, e.g. Wan-AI/Wan2.1-VACE-14B-diffusers.")
+    ] = None,
+    tiny: Annotated[bool, typer.Option("--tiny", help="Train the tiny random model (tests and smoke runs).")] = False,
+    rank: Annotated[int, typer.Option(help="LoRA rank (paper: 128).")] = 128,
+    alpha: Annotated[float | None, typer.Option(help="LoRA alpha (default: the rank).")] = None,
+    target_modules: Annotated[
+        str, typer.Option(help="Comma-separated module-name suffixes that get a LoRA.")
+    ] = "to_q,to_k,to_v,to_out.0,ffn.net.0.proj,ffn.net.2",
+    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate (paper: 1e-4).")] = 1e-4,
+    steps: Annotated[int, typer.Option(help="Optimizer steps in total.")] = 1000,
+    grad_accum: Annotated[int, typer.Option(help="Clips per optimizer step.")] = 1,
+    warmup: Annotated[int, typer.Option(help="Linear learning-rate warmup steps.")] = 0,
+    frames: Annotated[int | None, typer.Option(help="Frames per clip, 4k+1 (default 81, 9 with --tiny).")] = None,
+    height: Annotated[int | None, typer.Option(help="Clip height, 16k (default 480, 32 with --tiny).")] = None,
+    width: Annotated[int | None, typer.Option(help="Clip width, 16k (default 832, 32 with --tiny).")] = None,
+    shift: Annotated[float | None, typer.Option(help="Flow-matching shift (default 3 below 720p, else 5).")] = None,
+    align_weight: Annotated[
+        float, typer.Option("--align-weight", help="Weight of the optics-aware alignment loss (0 = off).")
+    ] = 0.0,
+    align_blocks: Annotated[
+        str | None, typer.Option("--align-blocks", help="Transformer blocks to align, e.g. 10,20 (default: middle).")
+    ] = None,
+    checkpoint_every: Annotated[int, typer.Option(help="Save a checkpoint every this many steps.")] = 250,
+    eval_every: Annotated[int, typer.Option(help="Fixed-probe eval every this many steps (0: start and end).")] = 0,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Continue from the latest checkpoint.")] = True,
+    seed: Annotated[int, typer.Option(help="Seed of sample order, sigmas and noise.")] = 0,
+    gradient_checkpointing: Annotated[
+        bool, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations.")
+    ] = True,
+    mixed_precision: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or no.")] = "auto",
+    device: Annotated[str | None, typer.Option(help="torch device (default: cuda when present).")] = None,
+    prompt: Annotated[str, typer.Option(help="Prompt for samples without one.")] = "",
+    cache_dir: Annotated[Path | None, typer.Option(help="Latent cache folder (default RUN/latent_cache).")] = None,
+) -> None:
+    """LoRA-fine-tune Wan2.1-VACE on an insertion dataset (rectified flow, optional optics-aware alignment)."""
+    from insertanywhere.progress import rich_progress
+    from insertanywhere.train.latent_cache import ClipGeometry
+    from insertanywhere.train.lora import TINY_GEOMETRY, LoraTrainConfig, train_lora
+
+    base = TINY_GEOMETRY if tiny else ClipGeometry()
+    geometry = ClipGeometry(frames or base.num_frames, height or base.height, width or base.width)
+    config = LoraTrainConfig(
+        dataset=dataset,
+        out=out,
+        model=model,
+        tiny=tiny,
+        rank=rank,
+        alpha=alpha,
+        target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()),
+        learning_rate=lr,
+        warmup_steps=warmup,
+        max_steps=steps,
+        grad_accum=grad_accum,
+        geometry=geometry,
+        shift=shift,
+        align_weight=align_weight,
+        align_blocks=align_blocks,
+        checkpoint_every=checkpoint_every,
+        eval_every=eval_every,
+        resume=resume,
+        seed=seed,
+        gradient_checkpointing=gradient_checkpointing,
+        mixed_precision=mixed_precision,
+        device=device,
+        prompt=prompt,
+        cache_dir=cache_dir,
+    )
+    with rich_progress() as progress:
+        result = train_lora(config, progress)
+    if result.eval_losses:
+        first, last = result.eval_losses[0][1], result.eval_losses[-1][1]
+        typer.echo(f"eval loss {first:.4f} -> {last:.4f} over steps {result.start_step}..{result.steps}")
+    typer.echo(f"LoRA: {result.lora_dir / 'pytorch_lora_weights.safetensors'}")
+
+
 def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
     """(usage errors, exits, aborts) of Typer's vendored Click and of Click itself.
 

@@ -5,13 +5,21 @@ effects outside its own mask. A removal triplet gives them for free: wherever th
 differs from the video without it, near the object, the object changed the light. This module turns that
 difference into a mask:
 
-1. ``difference = |blur(target) - blur(source)|`` (max over RGB, 0..255): blurring first keeps codec noise
-   and single-pixel flicker below the threshold;
-2. ``changed = difference > diff_threshold``;
-3. keep only the connected components of ``changed`` that come within ``proximity_px`` of the object mask
-   (distance transform of the object's complement), since a shadow touches or nearly touches its caster
-   while far-away changes are noise, moving leaves or another object;
-4. close morphologically (fills the speckle holes of soft shadows), then add the object mask itself.
+1. blur both frames (Gaussian, ``blur_sigma_px``) so codec noise and single-pixel flicker average out;
+2. two change cues per pixel: the max-over-RGB absolute difference ``d`` (0..255), and the relative luminance
+   change ``r = |L_src - L_tgt| / (L_src + lum_offset)``, because a shadow is multiplicative: on dark ground
+   (the low-sun scenes) a 35 % shadow changes the pixel by only ~8 grey levels, under codec noise elsewhere;
+3. hysteresis (Canny's double threshold): ``weak = d > low | (r > rel_low & d > floor)``, ``strong`` the same
+   with the high thresholds; a weak connected component survives only if it holds a strong pixel, so faint
+   penumbrae attached to a clear shadow are kept while isolated noise is not;
+4. keep only the components that come within ``proximity`` of the object mask (distance transform of the
+   object's complement): a shadow or reflection touches or nearly touches its caster, while far-away changes
+   are noise, moving leaves or another object;
+5. close morphologically (fills the speckle holes of soft shadows), then add the object mask itself.
+
+Measured on the project's synthetic scenes (9 frames, 160x96, H.264): recall of GT shadow pixels (matte >= 0.1)
+0.84 (low_light, dark ground) to 1.00, with 74-93 % of the added pixels on GT shadow or the object's
+anti-aliased rim (docs/training.md).
 
 Pure numpy / OpenCV; no I/O.
 """
@@ -28,8 +36,10 @@ class OpticsMaskConfig:
     """Settings of :func:`extended_optics_mask`.
 
     Attributes:
-        diff_threshold: a pixel changed when its blurred max-channel difference exceeds this (0..255 units).
-            12 sits above H.264 crf 16-23 noise after blurring and below a 10 % shadow on mid-grey ground.
+        low_threshold, high_threshold: hysteresis thresholds on the blurred max-channel difference (0..255).
+        rel_low, rel_high: hysteresis thresholds on the relative luminance change (0..1).
+        diff_floor: the relative cue needs at least this absolute difference (keeps near-black noise out).
+        lum_offset: added to the source luminance in the relative cue's denominator (0..255 units).
         blur_sigma_px: Gaussian sigma (pixels) applied to both frames before differencing.
         proximity_px: a changed component is kept when its nearest pixel is at most this far from the object
             mask; ``None`` = ``proximity_fraction`` of the object's bounding-box diagonal (at least 4 px).
@@ -38,36 +48,46 @@ class OpticsMaskConfig:
         min_component_px: changed components smaller than this are dropped as noise.
     """
 
-    diff_threshold: float = 12.0
+    low_threshold: float = 6.0
+    high_threshold: float = 14.0
+    rel_low: float = 0.05
+    rel_high: float = 0.15
+    diff_floor: float = 3.0
+    lum_offset: float = 8.0
     blur_sigma_px: float = 1.0
     proximity_px: float | None = None
-    proximity_fraction: float = 0.35
+    proximity_fraction: float = 0.6
     close_px: int = 3
-    min_component_px: int = 4
+    min_component_px: int = 3
 
 
 def changed_pixels(
-    source_frame: np.ndarray, target_frame: np.ndarray, diff_threshold: float, blur_sigma_px: float
-) -> np.ndarray:
-    """Pixels where ``target_frame`` differs from ``source_frame``.
+    source_frame: np.ndarray, target_frame: np.ndarray, config: OpticsMaskConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weak and strong change cues between the object-free and the with-object frame (steps 1-3 above).
 
     Args:
         source_frame: (H, W, 3) uint8 RGB, the object-free frame.
         target_frame: (H, W, 3) uint8 RGB, the same frame with the object.
-        diff_threshold: threshold on the blurred max-over-channels absolute difference, 0..255 units.
-        blur_sigma_px: Gaussian sigma in pixels (0 = no blur).
+        config: thresholds.
 
     Returns:
-        (H, W) bool.
+        (weak, strong): (H, W) bool each, ``strong`` a subset of ``weak``.
     """
     import cv2
 
     source = source_frame.astype(np.float32)
     target = target_frame.astype(np.float32)
-    if blur_sigma_px > 0:
-        source = cv2.GaussianBlur(source, (0, 0), blur_sigma_px)
-        target = cv2.GaussianBlur(target, (0, 0), blur_sigma_px)
-    return np.abs(target - source).max(axis=2) > diff_threshold
+    if config.blur_sigma_px > 0:
+        source = cv2.GaussianBlur(source, (0, 0), config.blur_sigma_px)
+        target = cv2.GaussianBlur(target, (0, 0), config.blur_sigma_px)
+    difference = np.abs(target - source).max(axis=2)
+    source_lum = source.mean(axis=2)
+    relative = np.abs(source_lum - target.mean(axis=2)) / (source_lum + config.lum_offset)
+    relative_ok = difference > config.diff_floor
+    weak = (difference > config.low_threshold) | ((relative > config.rel_low) & relative_ok)
+    strong = (difference > config.high_threshold) | ((relative > config.rel_high) & relative_ok)
+    return weak, strong & weak
 
 
 def _proximity_for(object_mask: np.ndarray, config: OpticsMaskConfig) -> float:
@@ -96,17 +116,19 @@ def extended_optics_mask_frame(
 
     if not object_mask.any():
         return object_mask.copy()
-    changed = changed_pixels(source_frame, target_frame, config.diff_threshold, config.blur_sigma_px)
+    weak, strong = changed_pixels(source_frame, target_frame, config)
     # Distance (pixels) of every pixel to the nearest object pixel.
     distance_to_object = cv2.distanceTransform((~object_mask).astype(np.uint8), cv2.DIST_L2, 5)
-    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(changed.astype(np.uint8), connectivity=8)
+    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
     proximity = _proximity_for(object_mask, config)
     keep = np.zeros(n_labels, dtype=bool)
     if n_labels > 1:
         # Nearest distance per component: a minimum over each label's pixels.
         nearest = np.full(n_labels, np.inf, dtype=np.float32)
         np.minimum.at(nearest, labels.ravel(), distance_to_object.ravel())
-        keep = (nearest <= proximity) & (stats[:, cv2.CC_STAT_AREA] >= config.min_component_px)
+        has_strong = np.zeros(n_labels, dtype=bool)
+        has_strong[np.unique(labels[strong])] = True
+        keep = (nearest <= proximity) & has_strong & (stats[:, cv2.CC_STAT_AREA] >= config.min_component_px)
         keep[0] = False  # label 0 is the unchanged background
     extended = keep[labels]
     if config.close_px > 0:
