@@ -47,6 +47,7 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from insertanywhere.ui.server import create_app  # noqa: E402
+from insertanywhere.ui.workspace import Workspace  # noqa: E402
 from tests.ui.conftest import CLIP_FRAMES, StickerBackend  # noqa: E402
 
 
@@ -216,6 +217,25 @@ def test_bad_video_shows_a_clear_message(browser: webdriver.Chrome, tmp_path: Pa
         screenshot(browser, "3-bad-file")
 
 
+def test_open_a_case_from_the_library(browser: webdriver.Chrome, tmp_path: Path, clip_path: Path, object_path: Path):
+    case = Workspace(tmp_path / "work").prepare().library / "kitchen"
+    case.mkdir()
+    shutil.copy(clip_path, case / "background.mp4")
+    shutil.copy(object_path, case / "object.png")
+    (case / "placement.json").write_text('{"frame": 3, "box": [20, 10, 44, 50], "yaw_deg": 30}')
+    for url in serve_in_thread(tmp_path / "work", StickerBackend()):
+        browser.get(url)
+        wait_text(browser, "library-hint", "from ")
+        options = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#library option")]
+        assert options[0] == "case: kitchen"
+        browser.find_element(By.ID, "library-open").click()
+        wait_text(browser, "library-hint", "opened kitchen")
+        assert text_of(browser, "box-label") == "[20, 10, 44, 50] on frame 3"
+        assert text_of(browser, "frame-label") == f"3 / {CLIP_FRAMES - 1}"
+        assert text_of(browser, "yaw-label") == "30°"
+        WebDriverWait(browser, 30).until(lambda d: "frames in" in d.find_element(By.ID, "preview-status").text)
+
+
 @pytest.mark.slow
 def test_real_pipeline_on_the_synthetic_demo_case(browser: webdriver.Chrome, tmp_path: Path):
     """The page with the project's pipeline: open the demo case from the library, preview, insert, play."""
@@ -223,8 +243,8 @@ def test_real_pipeline_on_the_synthetic_demo_case(browser: webdriver.Chrome, tmp
     from insertanywhere.ui.backend import PipelineBackend
 
     case = render_case_cached("demo", 0, small=True)
-    library_case = tmp_path / "work" / "library" / "demo"
-    library_case.mkdir(parents=True)
+    library_case = Workspace(tmp_path / "work").prepare().library / "demo"
+    library_case.mkdir()
     for name in ("background.mp4", "object.png", "placement.json"):
         shutil.copy(case / name, library_case / name)
     for url in serve_in_thread(tmp_path / "work", PipelineBackend()):
