@@ -60,7 +60,7 @@ class RunState:
             "stage": self.stage,
             "done": self.done,
             "total": self.total,
-            "stages": self.stages,
+            "stages": dict(self.stages),  # a C-level copy: the worker may add a stage meanwhile
             "error": self.error,
             "created": self.created,
             "started": self.started,
