@@ -1,0 +1,292 @@
+"""The compositing synthesis backend (``--synth composite``): lay the rendered object into each frame so it belongs.
+
+Per frame, in this order (all in linear light, sRGB decoded exactly):
+
+1. shadow: the frame is darkened multiplicatively, ``frame * (1 - shadow_strength * matte)``, so the
+   support's texture shows through the shadow;
+2. colour: the object is multiplied by a per-channel gain = the placement-time adaptation to the scene's
+   illuminant and exposure times the surroundings' change since the placement frame, smoothed over time
+   (``synth.harmonize``);
+3. optics: the object is blurred to the footage's sharpness, smeared along its image velocity during the
+   exposure, and given grain of the footage's noise level (``synth.blur_grain``);
+4. edges: the visible alpha is feathered inwards (never grows), and the object is blended over the frame.
+
+Contract: pixels where ``visible_alpha == 0`` and ``shadow_matte == 0`` are returned bit-exact (the motion
+blur's smear beyond the silhouette is cut there unless ``CompositeConfig.smear_outside`` is set, and then
+``Compositor.last_alpha`` says which pixels the object touched). Frames must be given in order: the
+harmonisation's temporal filter keeps state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from insertanywhere.render.layer import ObjectLayer
+from insertanywhere.synth.blur_grain import (
+    edge_blur_sigma,
+    extra_blur_sigma,
+    grain,
+    mean_velocity,
+    motion_blur,
+    noise_sigma,
+)
+from insertanywhere.synth.harmonize import (
+    REC709_LUMA,
+    OneEuroFilter,
+    linear_to_srgb,
+    placement_gain,
+    ring_width_for,
+    srgb_to_linear,
+    srgb_uint8_to_linear,
+    surroundings_linear,
+)
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """How the object is laid into the footage.
+
+    Attributes:
+        shadow_strength: scale of the shadow matte (1 = the matte's full darkening).
+        harmonize: adapt the object's colour to the surroundings, per frame.
+        tint_transfer: share of the scene's illuminant tint given to the object at placement (0..1).
+        exposure_transfer: share of the surroundings/object luminance ratio applied at placement (0..1).
+        max_gain: bound on any harmonisation gain (and 1 / bound).
+        temporal_min_cutoff, temporal_beta: One Euro filter of the per-frame gain (cycles/frame, 1/log-gain).
+        motion_blur: smear the object along its image velocity.
+        shutter: exposed fraction of the frame interval (0.5 = 180-degree shutter).
+        smear_outside: let the motion smear reach beyond ``visible_alpha`` (physically right; breaks the
+            bit-exact contract there, see ``Compositor.last_alpha``).
+        match_sharpness: blur the object when the footage is softer.
+        grain: add noise of the footage's level to the object.
+        feather_px: inward feather of the visible alpha (Gaussian sigma, px).
+        seed: grain seed (same seed, same output).
+    """
+
+    shadow_strength: float = 0.85
+    harmonize: bool = True
+    tint_transfer: float = 0.35
+    exposure_transfer: float = 0.25
+    max_gain: float = 4.0
+    temporal_min_cutoff: float = 0.05
+    temporal_beta: float = 3.0
+    motion_blur: bool = True
+    shutter: float = 0.5
+    smear_outside: bool = False
+    match_sharpness: bool = True
+    grain: bool = True
+    feather_px: float = 0.6
+    seed: int = 0
+
+
+class Compositor:
+    """Composites one frame at a time; remembers the placement frame's surroundings and the gain's history.
+
+    Args:
+        config: the look.
+        reference_frame: (H, W, 3) uint8 the placement frame (None: the first composited frame).
+        reference_layer: the object's layer in that frame (None: the first composited frame's layer).
+    """
+
+    def __init__(
+        self,
+        config: CompositeConfig | None = None,
+        reference_frame: np.ndarray | None = None,
+        reference_layer: ObjectLayer | None = None,
+    ) -> None:
+        self.config = config or CompositeConfig()
+        self._rng = np.random.default_rng(self.config.seed)
+        self._gain_filter = OneEuroFilter(self.config.temporal_min_cutoff, self.config.temporal_beta)
+        self._reference_surroundings: np.ndarray | None = None
+        self._placement_gain = np.ones(3, np.float32)
+        self._extra_sigma = 0.0
+        self._object_noise = np.zeros(3)
+        self._referenced = False
+        self.last_gain = np.ones(3, np.float32)
+        self.last_alpha: np.ndarray | None = None
+        if reference_frame is not None and reference_layer is not None:
+            self._set_reference(reference_frame, reference_layer)
+
+    # ------------------------------------------------------------------------- reference
+
+    def _set_reference(self, frame: np.ndarray, layer: ObjectLayer) -> None:
+        """Measure, once, what does not change over the clip: surroundings, object colour, sharpness, object noise."""
+        self._referenced = True
+        if layer.bbox is None:
+            return
+        self._reference_surroundings = surroundings_linear(frame, layer.alpha, layer.bbox)
+        x0, y0, x1, y1 = layer.bbox
+        alpha = layer.alpha[y0:y1, x0:x1]
+        color = layer.color[y0:y1, x0:x1]
+        solid = alpha > 0.98
+        if self.config.harmonize and self._reference_surroundings is not None and solid.sum() >= 10:
+            object_mean = srgb_to_linear(color[solid]).mean(axis=0)
+            gain = placement_gain(
+                object_mean, self._reference_surroundings, self.config.tint_transfer, self.config.exposure_transfer
+            )
+            self._placement_gain = np.clip(gain, 1.0 / self.config.max_gain, self.config.max_gain).astype(np.float32)
+        if self.config.match_sharpness:
+            self._extra_sigma = extra_blur_sigma(_footage_sharpness(frame, layer), _object_sharpness(color, alpha))
+        if self.config.grain:
+            self._object_noise = noise_sigma(color * 255.0, _eroded(solid, 2))
+
+    # ------------------------------------------------------------------------- per frame
+
+    def composite(
+        self,
+        frame: np.ndarray,
+        layer: ObjectLayer,
+        visible_alpha: np.ndarray,
+        shadow_matte: np.ndarray,
+        screen_velocity: np.ndarray,
+    ) -> np.ndarray:
+        """Composite the object into frame t.
+
+        Args:
+            frame: (H, W, 3) uint8 sRGB input frame t.
+            layer: the object's ObjectLayer at t (colour, full coverage, depth, bbox).
+            visible_alpha: (H, W) float32 [0, 1], coverage after occlusion.
+            shadow_matte: (H, W) float32 [0, 1], share of light the object removes (already masked by occluders).
+            screen_velocity: (2,) or (H, W, 2) float32 px/frame of the object in this frame.
+
+        Returns:
+            (H, W, 3) uint8; bit-exact where visible_alpha == 0 and shadow_matte == 0.
+        """
+        if not self._referenced:
+            self._set_reference(frame, layer)
+        config = self.config
+        height, width = frame.shape[:2]
+        gain = self._frame_gain(frame, layer)
+        self.last_gain = gain
+
+        alpha_in = np.asarray(visible_alpha, np.float32)
+        shadow = np.asarray(shadow_matte, np.float32)
+        touched = (alpha_in > 0) | (shadow > 0)
+        self.last_alpha = np.zeros((height, width), np.float32)
+        if not touched.any():
+            return frame.copy()
+        velocity = mean_velocity(screen_velocity, alpha_in) if config.motion_blur else np.zeros(2)
+        smear = 0.5 * float(np.hypot(*velocity)) * config.shutter
+        pad = math.ceil(smear + 3.0 * self._extra_sigma + 3.0 * config.feather_px) + 2
+        x0, y0, x1, y1 = _box_of(touched, pad, width, height)
+
+        out_lin = srgb_uint8_to_linear(frame[y0:y1, x0:x1])
+        out_lin *= 1.0 - config.shadow_strength * shadow[y0:y1, x0:x1, None]
+
+        alpha = alpha_in[y0:y1, x0:x1]
+        obj_alpha = np.zeros_like(alpha)
+        if alpha.max() > 0:
+            obj_premul, obj_alpha = self._object_patch(
+                frame[y0:y1, x0:x1], layer, alpha, (x0, y0, x1, y1), gain, velocity
+            )
+            if not config.smear_outside:
+                obj_alpha = np.where(alpha > 0, obj_alpha, 0.0)
+                obj_premul = np.where(alpha[..., None] > 0, obj_premul, 0.0)
+            out_lin = out_lin * (1.0 - obj_alpha[..., None]) + obj_premul
+        self.last_alpha[y0:y1, x0:x1] = obj_alpha
+
+        encoded = np.rint(linear_to_srgb(out_lin) * 255.0).astype(np.uint8)
+        result = frame.copy()
+        changed = touched[y0:y1, x0:x1] | (obj_alpha > 0)
+        result[y0:y1, x0:x1][changed] = encoded[changed]
+        return result
+
+    def _frame_gain(self, frame: np.ndarray, layer: ObjectLayer) -> np.ndarray:
+        """(3,) float32 linear gain for frame t: placement adaptation x smoothed surroundings change."""
+        if not self.config.harmonize:
+            return np.ones(3, np.float32)
+        log_change = self._gain_filter.value
+        if self._reference_surroundings is not None and layer.bbox is not None:
+            surroundings = surroundings_linear(frame, layer.alpha, layer.bbox)
+            if surroundings is not None:
+                eps = 1e-4
+                measured = np.log((surroundings + eps) / (self._reference_surroundings + eps))
+                log_change = self._gain_filter(
+                    np.clip(measured, -math.log(self.config.max_gain), math.log(self.config.max_gain))
+                )
+        change = np.ones(3) if log_change is None else np.exp(log_change)
+        gain = self._placement_gain * change
+        return np.clip(gain, 1.0 / self.config.max_gain, self.config.max_gain).astype(np.float32)
+
+    def _object_patch(
+        self,
+        frame_patch: np.ndarray,
+        layer: ObjectLayer,
+        alpha: np.ndarray,
+        box: tuple[int, int, int, int],
+        gain: np.ndarray,
+        velocity: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Premultiplied linear colour (h, w, 3) and alpha (h, w) of the object over the box, all effects applied."""
+        import cv2
+
+        config = self.config
+        x0, y0, x1, y1 = box
+        color = layer.color[y0:y1, x0:x1]
+        # Sharpness: blur colour only (normalised by the blurred coverage), the silhouette keeps its own alpha.
+        if self._extra_sigma > 0.05:
+            premul = np.dstack([color * alpha[..., None], alpha])
+            premul = cv2.GaussianBlur(premul, (0, 0), self._extra_sigma)
+            color = np.where(premul[..., 3:] > 1e-4, premul[..., :3] / np.maximum(premul[..., 3:], 1e-4), color)
+        linear = srgb_to_linear(color) * gain[None, None, :]
+        if config.grain:
+            # Grain goes on last, in the footage's own (sRGB-encoded) units, where its noise was measured.
+            footage_noise = noise_sigma(frame_patch, alpha <= 0)
+            missing = np.sqrt(np.maximum(footage_noise**2 - self._object_noise**2, 0.0)) / 255.0
+            if missing.max() > 0.2 / 255.0:
+                linear = srgb_to_linear(linear_to_srgb(linear) + grain(alpha.shape, missing, self._rng))
+        # Feather inwards: min(alpha, blur(alpha)) softens the edge without growing the silhouette.
+        if config.feather_px > 0:
+            alpha = np.minimum(alpha, cv2.GaussianBlur(alpha, (0, 0), config.feather_px))
+        premul_rgba = np.dstack([linear * alpha[..., None], alpha]).astype(np.float32)
+        if config.motion_blur:
+            premul_rgba = motion_blur(premul_rgba, velocity, config.shutter)
+        obj_alpha = np.clip(premul_rgba[..., 3], 0.0, 1.0)
+        return premul_rgba[..., :3], obj_alpha
+
+
+def _box_of(mask: np.ndarray, pad: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) box of a non-empty (H, W) bool mask, padded and clipped to the frame."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return (
+        max(int(cols[0]) - pad, 0),
+        max(int(rows[0]) - pad, 0),
+        min(int(cols[-1]) + 1 + pad, width),
+        min(int(rows[-1]) + 1 + pad, height),
+    )
+
+
+def _eroded(mask: np.ndarray, pixels: int) -> np.ndarray:
+    import cv2
+
+    kernel = np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)
+    return cv2.erode(mask.astype(np.uint8), kernel) > 0
+
+
+def _footage_sharpness(frame: np.ndarray, layer: ObjectLayer) -> float | None:
+    """Edge blur sigma of the footage around the object (a window three times the object's box, object excluded)."""
+    assert layer.bbox is not None
+    height, width = frame.shape[:2]
+    x0, y0, x1, y1 = layer.bbox
+    pad = int(max(x1 - x0, y1 - y0, 2 * ring_width_for(layer.bbox)))
+    wx0, wy0, wx1, wy1 = max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, width), min(y1 + pad, height)
+    gray = srgb_uint8_to_linear(frame[wy0:wy1, wx0:wx1]) @ REC709_LUMA
+    outside = ~_dilated(layer.alpha[wy0:wy1, wx0:wx1] > 0, 3)
+    return edge_blur_sigma(linear_to_srgb(gray), outside)
+
+
+def _object_sharpness(color: np.ndarray, alpha: np.ndarray) -> float | None:
+    """Edge blur sigma of the object's own texture (its silhouette excluded)."""
+    gray = color @ REC709_LUMA
+    return edge_blur_sigma(gray, _eroded(alpha > 0.98, 3))
+
+
+def _dilated(mask: np.ndarray, pixels: int) -> np.ndarray:
+    import cv2
+
+    kernel = np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
