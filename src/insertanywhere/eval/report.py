@@ -86,22 +86,21 @@ def markdown_table(report: dict[str, Any]) -> str:
         for header, path, fmt in METRIC_COLUMNS
         if any(metric_value(r.get("eval"), path) is not None for r in rows)
     ]
-    header_line = "| case | kind | " + " | ".join(h for h, _, _ in used) + " | s insert | s eval |"
-    rule = "|" + "---|" * (len(used) + 4)
-    lines = [header_line, rule]
+    headers = ["case", "kind", *(h for h, _, _ in used), "s insert", "s eval"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
         if "error" in row:
             lines.append(f"| {row['name']} | {row.get('kind', '')} | FAILED: {row['error'].splitlines()[0]} |")
             continue
         cells = [_cell(metric_value(row.get("eval"), path), fmt) for _, path, fmt in used]
         seconds = [_cell(row.get("seconds_insert"), "{:.1f}"), _cell(row.get("seconds_eval"), "{:.1f}")]
-        lines.append(f"| {row['name']} | {row.get('kind', '')} | " + " | ".join(cells + seconds) + " |")
+        lines.append("| " + " | ".join([row["name"], row.get("kind", ""), *cells, *seconds]) + " |")
     summary = report["summary"]
     for label, means in [("mean (all)", summary["all"])] + [
         (f"mean ({kind})", m) for kind, m in summary["by_kind"].items()
     ]:
         value = [_cell(means.get(h), fmt) if not isinstance(means.get(h), str) else means[h] for h, _, fmt in used]
-        lines.append(f"| **{label}** | | " + " | ".join(value) + " | | |")
+        lines.append("| " + " | ".join([f"**{label}**", "", *value, "", ""]) + " |")
     return "\n".join(lines)
 
 
