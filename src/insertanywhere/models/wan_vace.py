@@ -265,6 +265,10 @@ def load_lora(pipeline: Any, lora: str | Path, scale: float = 1.0, adapter_name:
     except (ValueError, KeyError, OSError, RuntimeError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"cannot load LoRA {lora} into Wan2.1-VACE ({first_line})") from None
+    loaded = {name for names in pipeline.get_list_adapters().values() for name in names}
+    if adapter_name not in loaded:
+        # diffusers only warns when no key matches the transformer; a LoRA for another model must not pass silently.
+        raise InputError(f"cannot load LoRA {lora} into Wan2.1-VACE (none of its keys names a layer of this model)")
     pipeline.set_adapters([adapter_name], [float(scale)])
     return adapter_name
 
