@@ -1,0 +1,554 @@
+"""Stage 3: camera motion model selection and camera poses from point tracks.
+
+Motion models (chosen per clip, reason recorded):
+
+* ``static``: the tracks do not move (median displacement below a pixel threshold): all poses identity.
+* ``rotation``: a homography explains every frame pair as well as epipolar geometry does
+  (Torr's GRIC, 1998, plus the median homography transfer error of the epipolar inliers, i.e. the
+  residual parallax): rotations from homographies ``H = K R K^-1``, refined with the focal length by a
+  rotation-only bundle adjustment on bearings.
+* ``general``: incremental structure from motion on keyframes (essential-matrix initialisation,
+  PnP registration, triangulation, sparse bundle adjustment), then every other frame registered by
+  PnP and one global bundle adjustment over all frames.
+
+All pixel values here are at the *working* resolution; poses are ``cam_from_world`` with frame 0's
+camera as the world frame.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from insertanywhere.conventions import CameraModel
+from insertanywhere.progress import Progress, null_progress
+from insertanywhere.scene.bundle import Observations, bundle_adjust, rotation_adjust
+from insertanywhere.scene.tracks import Tracks
+
+
+@dataclass
+class CameraConfig:
+    """Thresholds of the camera stage, in working-resolution pixels."""
+
+    static_px: float = 0.35
+    parallax_px: float = 0.8
+    gric_sigma_px: float = 0.5
+    keyframe_px: float = 12.0
+    keyframe_overlap: float = 0.7
+    min_triangulation_deg: float = 1.0
+    max_reprojection_px: float = 2.0
+    optimize_focal: bool = True
+    ba_max_nfev: int = 25
+    max_ba_points: int = 1500
+
+
+@dataclass
+class CameraEstimate:
+    """The camera stage's result, at the working resolution.
+
+    Attributes:
+        cam_from_world: (T, 4, 4) float64, frame 0 = identity.
+        K: (3, 3) float64 working-resolution intrinsics.
+        camera_model: "static" | "rotation" | "general".
+        points_world: (P, 3) float64 triangulated static points (general model), else (0, 3).
+        point_track: (P,) int index of the track each point comes from.
+        model_reason: statistics that decided the model (goes to SceneMeta.extra).
+        keyframes: indices of the frames used for structure from motion.
+    """
+
+    cam_from_world: np.ndarray
+    K: np.ndarray
+    camera_model: CameraModel
+    points_world: np.ndarray
+    point_track: np.ndarray
+    model_reason: dict[str, Any] = field(default_factory=dict)
+    keyframes: list[int] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- model selection
+
+
+def _common(tracks: Tracks, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    both = tracks.visible[a] & tracks.visible[b]
+    return tracks.xy[a, both].astype(np.float64), tracks.xy[b, both].astype(np.float64)
+
+
+def gric(errors_sq: np.ndarray, sigma: float, manifold_dim: int, n_params: int) -> float:
+    """Geometric Robust Information Criterion (Torr, 1998) for a 2-view relation fitted to n matches.
+
+    ``GRIC = sum rho(e^2 / sigma^2) + lambda1 d n + lambda2 k`` with ``rho(x) = min(x, lambda3 (r - d))``,
+    r = 4 (two 2D points), lambda1 = ln r, lambda2 = ln(r n), lambda3 = 2; d = 2, k = 8 for a homography,
+    d = 3, k = 7 for a fundamental matrix. The lower wins.
+
+    Args:
+        errors_sq: (n,) squared residuals in pixels^2 (transfer error for H, Sampson for F).
+    """
+    n = len(errors_sq)
+    r = 4.0
+    rho = np.minimum(errors_sq / sigma**2, 2.0 * (r - manifold_dim))
+    return float(rho.sum() + math.log(r) * manifold_dim * n + math.log(r * n) * n_params)
+
+
+def _sampson_sq(F: np.ndarray, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    ha = np.concatenate([xa, np.ones((len(xa), 1))], axis=1)
+    hb = np.concatenate([xb, np.ones((len(xb), 1))], axis=1)
+    Fa = ha @ F.T
+    Ftb = hb @ F
+    numerator = np.sum(hb * Fa, axis=1) ** 2
+    return numerator / (Fa[:, 0] ** 2 + Fa[:, 1] ** 2 + Ftb[:, 0] ** 2 + Ftb[:, 1] ** 2 + 1e-12)
+
+
+def _transfer_sq(H: np.ndarray, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    mapped = cv2.perspectiveTransform(xa.reshape(-1, 1, 2), H).reshape(-1, 2)
+    return np.sum((mapped - xb) ** 2, axis=1)
+
+
+def pair_statistics(xa: np.ndarray, xb: np.ndarray, sigma: float) -> dict[str, float] | None:
+    """GRIC of H and F and the residual parallax for one frame pair of matches (n, 2) pixels."""
+    if len(xa) < 20:
+        return None
+    H, _ = cv2.findHomography(xa, xb, cv2.RANSAC, 3.0 * sigma, maxIters=500)
+    F, mask_f = cv2.findFundamentalMat(xa, xb, cv2.FM_RANSAC, 2.0 * sigma, 0.999, 500)
+    if H is None or F is None or F.shape != (3, 3):
+        return None
+    inliers_f = mask_f.ravel().astype(bool)
+    h_err = _transfer_sq(H, xa, xb)
+    f_err = _sampson_sq(F, xa, xb)
+    return {
+        "gric_h": gric(h_err, sigma, 2, 8),
+        "gric_f": gric(f_err, sigma, 3, 7),
+        "parallax_px": float(np.sqrt(np.median(h_err[inliers_f]))) if inliers_f.any() else 0.0,
+        "displacement_px": float(np.median(np.linalg.norm(xb - xa, axis=1))),
+        "n_matches": len(xa),
+    }
+
+
+def select_motion_model(tracks: Tracks, config: CameraConfig) -> tuple[CameraModel, dict[str, Any]]:
+    """Choose static / rotation / general for a clip and say why.
+
+    Pairs are taken at the widest gap that keeps most tracks in common, so that slow forward motion
+    accumulates measurable parallax.
+    """
+    n_frames = tracks.xy.shape[0]
+    if n_frames < 2:
+        return "static", {"reason": "a single frame"}
+    # Static: the median track barely moves between any frame and the ones a short gap later.
+    gap = max(1, min(10, n_frames - 1))
+    displacements = []
+    for a in range(0, n_frames - gap, max(1, gap // 2)):
+        xa, xb = _common(tracks, a, a + gap)
+        if len(xa):
+            displacements.append(float(np.median(np.linalg.norm(xb - xa, axis=1))))
+    max_displacement = max(displacements) if displacements else 0.0
+    if max_displacement < config.static_px:
+        return "static", {
+            "reason": f"median track displacement <= {max_displacement:.2f} px (< {config.static_px}) over {gap} frames",
+            "max_median_displacement_px": max_displacement,
+        }
+    # Rotation vs general on pairs spread over the clip, each as wide as the shared tracks allow.
+    stats = []
+    anchors = np.linspace(0, n_frames - 2, num=min(8, n_frames - 1)).astype(int)
+    for a in sorted(set(anchors.tolist())):
+        best = None
+        for b in range(n_frames - 1, a, -max(1, (n_frames - a) // 6)):
+            xa, xb = _common(tracks, a, b)
+            if len(xa) >= max(30, 0.3 * tracks.visible[a].sum()):
+                best = (b, xa, xb)
+                break
+        if best is None:
+            continue
+        pair = pair_statistics(best[1], best[2], config.gric_sigma_px)
+        if pair is not None and pair["displacement_px"] > 2.0:
+            pair["frames"] = [int(a), int(best[0])]
+            stats.append(pair)
+    if not stats:
+        return "rotation", {"reason": "too few matched pairs with motion to see parallax", "pairs": []}
+    votes_general = [s["gric_f"] < s["gric_h"] and s["parallax_px"] > config.parallax_px for s in stats]
+    max_parallax = max(s["parallax_px"] for s in stats)
+    summary = {
+        "pairs": stats,
+        "max_parallax_px": max_parallax,
+        "pairs_for_general": int(sum(votes_general)),
+        "n_pairs": len(stats),
+    }
+    if sum(votes_general) >= max(1, math.ceil(0.34 * len(stats))):
+        summary["reason"] = (
+            f"GRIC prefers epipolar geometry with residual parallax up to {max_parallax:.2f} px "
+            f"on {sum(votes_general)}/{len(stats)} frame pairs"
+        )
+        return "general", summary
+    summary["reason"] = (
+        f"a homography explains the motion (parallax <= {max_parallax:.2f} px, GRIC prefers H on "
+        f"{len(stats) - sum(votes_general)}/{len(stats)} pairs): pure rotation"
+    )
+    return "rotation", summary
+
+
+# ----------------------------------------------------------------------------- rotation model
+
+
+def _nearest_rotation(matrix: np.ndarray) -> np.ndarray:
+    u, _, vt = np.linalg.svd(matrix)
+    rotation = u @ vt
+    if np.linalg.det(rotation) < 0:
+        rotation = u @ np.diag([1.0, 1.0, -1.0]) @ vt
+    return rotation
+
+
+def _observations(tracks: Tracks, frames: np.ndarray, track_ids: np.ndarray) -> Observations:
+    """Observations of ``track_ids`` (point index = position in track_ids) in ``frames`` (camera index = position)."""
+    sub = tracks.xy[np.ix_(frames, track_ids)]
+    visible = np.isfinite(sub[..., 0])
+    cam_index, point_index = np.nonzero(visible)
+    weights = tracks.quality[track_ids][point_index].astype(np.float64) + 0.1
+    return Observations(cam_index, point_index, sub[cam_index, point_index].astype(np.float64), weights)
+
+
+def estimate_rotation(
+    tracks: Tracks, K: np.ndarray, optimize_focal: bool, config: CameraConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Poses of a purely rotating camera.
+
+    Returns:
+        cam_from_world (T, 4, 4) with zero translation, and the refined K (3, 3).
+    """
+    n_frames = tracks.xy.shape[0]
+    K_inv = np.linalg.inv(K)
+    world_from_cam = [np.eye(3)]
+    for t in range(1, n_frames):
+        xa, xb = _common(tracks, t - 1, t)
+        rel = np.eye(3)
+        if len(xa) >= 8:
+            H, _ = cv2.findHomography(xa, xb, cv2.RANSAC, 1.5)
+            if H is not None:
+                # x_b ~ K R_ba K^-1 x_a with R_ba = cam_b_from_cam_a.
+                rel = _nearest_rotation(K_inv @ H @ K / np.cbrt(np.linalg.det(H)))
+        world_from_cam.append(world_from_cam[-1] @ rel.T)
+    world_from_cam_arr = np.stack(world_from_cam)
+    keep = np.nonzero((tracks.visible.sum(axis=0) >= 2) & (tracks.quality > 0.2))[0]
+    first = np.argmax(tracks.visible[:, keep], axis=0)
+    xy_first = tracks.xy[first, keep].astype(np.float64)
+    rays = np.concatenate([xy_first, np.ones((len(keep), 1))], axis=1) @ K_inv.T
+    bearings = np.einsum("nij,nj->ni", world_from_cam_arr[first], rays)
+    observations = _observations(tracks, np.arange(n_frames), keep)
+    rotations, _, K_refined, _ = rotation_adjust(
+        world_from_cam_arr, bearings, K, observations, optimize_focal=optimize_focal, max_nfev=config.ba_max_nfev
+    )
+    cam_from_world = np.tile(np.eye(4), (n_frames, 1, 1))
+    cam_from_world[:, :3, :3] = rotations
+    return cam_from_world, K_refined
+
+
+# ----------------------------------------------------------------------------- general model
+
+
+def select_keyframes(tracks: Tracks, config: CameraConfig) -> list[int]:
+    """Keyframes: a new one when the median displacement since the last exceeds ``keyframe_px`` or
+    fewer than ``keyframe_overlap`` of its tracks survive; the last frame is always one."""
+    n_frames = tracks.xy.shape[0]
+    keyframes = [0]
+    for t in range(1, n_frames):
+        last = keyframes[-1]
+        xa, xb = _common(tracks, last, t)
+        n_last = max(int(tracks.visible[last].sum()), 1)
+        moved = float(np.median(np.linalg.norm(xb - xa, axis=1))) if len(xa) else np.inf
+        if moved > config.keyframe_px or len(xa) < config.keyframe_overlap * n_last:
+            keyframes.append(t if t - 1 == last else t - 1 if len(xa) < 0.5 * n_last else t)
+    if keyframes[-1] != n_frames - 1:
+        keyframes.append(n_frames - 1)
+    return sorted(set(keyframes))
+
+
+def _triangulate(
+    P_a: np.ndarray, P_b: np.ndarray, xa_norm: np.ndarray, xb_norm: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-view DLT. P_*: (3, 4) cam_from_world; x*_norm: (n, 2) normalised coordinates.
+    Returns world points (n, 3) and the triangulation angle (n,) degrees."""
+    homogeneous = cv2.triangulatePoints(P_a, P_b, xa_norm.T, xb_norm.T)
+    points = (homogeneous[:3] / np.where(np.abs(homogeneous[3]) < 1e-12, 1e-12, homogeneous[3])).T
+    center_a = -P_a[:, :3].T @ P_a[:, 3]
+    center_b = -P_b[:, :3].T @ P_b[:, 3]
+    ray_a = points - center_a
+    ray_b = points - center_b
+    cos = np.sum(ray_a * ray_b, axis=1) / (np.linalg.norm(ray_a, axis=1) * np.linalg.norm(ray_b, axis=1) + 1e-12)
+    return points, np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+class _Reconstruction:
+    """Mutable state of incremental SfM (internal)."""
+
+    def __init__(self, tracks: Tracks, K: np.ndarray, config: CameraConfig) -> None:
+        self.tracks = tracks
+        self.K = K
+        self.K_inv = np.linalg.inv(K)
+        self.config = config
+        self.poses: dict[int, np.ndarray] = {}
+        self.points = np.full((tracks.n_tracks, 3), np.nan)
+
+    def normalised(self, frame: int, ids: np.ndarray) -> np.ndarray:
+        xy = self.tracks.xy[frame, ids].astype(np.float64)
+        return (np.concatenate([xy, np.ones((len(xy), 1))], axis=1) @ self.K_inv.T)[:, :2]
+
+    def reprojection_px(self, frame: int, ids: np.ndarray) -> np.ndarray:
+        pose = self.poses[frame]
+        cam = self.points[ids] @ pose[:3, :3].T + pose[:3, 3]
+        z = cam[:, 2]
+        pixels = cam @ self.K.T
+        pixels = pixels[:, :2] / np.where(np.abs(z) < 1e-9, 1e-9, z)[:, None]
+        error = np.linalg.norm(pixels - self.tracks.xy[frame, ids], axis=1)
+        return np.where(z > 0, error, np.inf)
+
+    def initialise(self, a: int, b: int) -> bool:
+        both = np.nonzero(self.tracks.visible[a] & self.tracks.visible[b])[0]
+        if len(both) < 30:
+            return False
+        na, nb = self.normalised(a, both), self.normalised(b, both)
+        threshold = self.config.max_reprojection_px / self.K[0, 0]
+        E, mask = cv2.findEssentialMat(na, nb, np.eye(3), cv2.RANSAC, 0.999, threshold)
+        if E is None or E.shape != (3, 3):
+            return False
+        _, R, t, mask = cv2.recoverPose(E, na, nb, np.eye(3), mask=mask)
+        self.poses[a] = np.eye(4)
+        pose_b = np.eye(4)
+        pose_b[:3, :3], pose_b[:3, 3] = R, t.ravel()
+        self.poses[b] = pose_b
+        inliers = both[mask.ravel() > 0]
+        return self.triangulate_between(a, b, inliers) >= 20
+
+    def triangulate_between(self, a: int, b: int, ids: np.ndarray) -> int:
+        if len(ids) == 0:
+            return 0
+        points, angle = _triangulate(
+            self.poses[a][:3], self.poses[b][:3], self.normalised(a, ids), self.normalised(b, ids)
+        )
+        previous = self.points[ids].copy()
+        self.points[ids] = points
+        good = angle > self.config.min_triangulation_deg
+        good &= self.reprojection_px(a, ids) < self.config.max_reprojection_px
+        good &= self.reprojection_px(b, ids) < self.config.max_reprojection_px
+        self.points[ids[~good]] = previous[~good]
+        return int(good.sum())
+
+    def register(self, frame: int, guess: np.ndarray | None) -> bool:
+        ids = np.nonzero(self.tracks.visible[frame] & np.isfinite(self.points[:, 0]))[0]
+        if len(ids) < 12:
+            return False
+        object_points = self.points[ids]
+        image_points = self.tracks.xy[frame, ids].astype(np.float64)
+        ok, rvec, tvec, inliers = cv2.solvePnPRansac(
+            object_points, image_points, self.K, None, reprojectionError=self.config.max_reprojection_px * 1.5,
+            iterationsCount=200, confidence=0.999, flags=cv2.SOLVEPNP_EPNP,
+        )  # fmt: skip
+        if not ok or inliers is None or len(inliers) < 10:
+            return False
+        inliers = inliers.ravel()
+        rvec, tvec = cv2.solvePnPRefineLM(object_points[inliers], image_points[inliers], self.K, None, rvec, tvec)
+        pose = np.eye(4)
+        pose[:3, :3] = cv2.Rodrigues(rvec)[0]
+        pose[:3, 3] = tvec.ravel()
+        self.poses[frame] = pose
+        return True
+
+    def triangulate_new(self, frame: int) -> None:
+        """Triangulate tracks seen in ``frame`` and in an earlier registered frame, picking the widest baseline."""
+        missing = self.tracks.visible[frame] & ~np.isfinite(self.points[:, 0])
+        registered = sorted(f for f in self.poses if f != frame)
+        for other in registered:  # oldest first: widest baseline
+            ids = np.nonzero(missing & self.tracks.visible[other] & ~np.isfinite(self.points[:, 0]))[0]
+            if len(ids):
+                self.triangulate_between(other, frame, ids)
+
+    def bundle(self, frames: list[int], optimize_focal: bool, max_nfev: int) -> None:
+        ids = np.nonzero(np.isfinite(self.points[:, 0]))[0]
+        if len(ids) > self.config.max_ba_points:
+            # The best-quality points carry the geometry; the rest only cost time (they are re-fitted below).
+            ids = ids[np.argsort(-self.tracks.quality[ids] * self.tracks.visible[:, ids].sum(axis=0))]
+            ids = np.sort(ids[: self.config.max_ba_points])
+        frame_array = np.array(frames)
+        observations = _observations(self.tracks, frame_array, ids)
+        poses = np.stack([self.poses[f] for f in frames])
+        fixed = (0,) if frames[0] == 0 else ()
+        result = bundle_adjust(
+            poses, self.points[ids], self.K, observations, fixed_frames=fixed, optimize_focal=optimize_focal,
+            loss="huber", loss_scale_px=1.0, max_nfev=max_nfev,
+        )  # fmt: skip
+        for index, frame in enumerate(frames):
+            self.poses[frame] = result.cam_from_world[index]
+        self.points[ids] = result.points_world
+        if optimize_focal:
+            self.K = result.K
+            self.K_inv = np.linalg.inv(self.K)
+        # Drop points that stay inconsistent (movers, bad tracks): median error over their observations.
+        errors = np.zeros(len(ids))
+        counts = np.zeros(len(ids))
+        np.add.at(errors, observations.point, result.residuals_px > 3.0 * self.config.max_reprojection_px)
+        np.add.at(counts, observations.point, 1)
+        bad = errors > 0.3 * counts
+        self.points[ids[bad]] = np.nan
+
+
+def estimate_general(
+    tracks: Tracks, K: np.ndarray, optimize_focal: bool, config: CameraConfig, progress: Progress = null_progress
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
+    """Incremental keyframe SfM, then PnP for every frame and a global bundle adjustment.
+
+    Returns:
+        cam_from_world (T, 4, 4), K (3, 3), points (N_tracks, 3) with nan for untriangulated tracks, keyframes.
+    """
+    n_frames = tracks.xy.shape[0]
+    keyframes = select_keyframes(tracks, config)
+    recon = _Reconstruction(tracks, K, config)
+    # Initial pair: frame 0 and the first keyframe with enough parallax (or the widest shared one).
+    initialised = False
+    for second in keyframes[1:]:
+        xa, xb = _common(tracks, 0, second)
+        if len(xa) < 30:
+            break
+        stats = pair_statistics(xa, xb, config.gric_sigma_px)
+        if stats and stats["parallax_px"] > 2.0 * config.parallax_px and recon.initialise(0, second):
+            initialised = True
+            break
+    if not initialised:
+        for second in reversed(keyframes[1:]):
+            if recon.initialise(0, second):
+                initialised = True
+                break
+    if not initialised:
+        raise RuntimeError("structure from motion could not initialise: too few tracked points with parallax")
+    # Register the remaining keyframes in order of distance from frame 0.
+    pending = [k for k in keyframes if k not in recon.poses]
+    for count, frame in enumerate(pending):
+        if recon.register(frame, None):
+            recon.triangulate_new(frame)
+            if count % 4 == 3:
+                recon.bundle(sorted(recon.poses), optimize_focal, max_nfev=8)
+        progress("cameras", count + 1, len(pending) + 1)
+    recon.bundle(sorted(recon.poses), optimize_focal, max_nfev=config.ba_max_nfev)
+    # Every other frame by PnP against the keyframe structure, then one global adjustment.
+    for frame in range(n_frames):
+        if frame not in recon.poses:
+            recon.register(frame, None)
+    missing = [f for f in range(n_frames) if f not in recon.poses]
+    for frame in missing:  # rare: copy the nearest registered pose
+        nearest = min(recon.poses, key=lambda f: abs(f - frame))
+        recon.poses[frame] = recon.poses[nearest].copy()
+    recon.bundle(list(range(n_frames)), optimize_focal, max_nfev=config.ba_max_nfev)
+    progress("cameras", len(pending) + 1, len(pending) + 1)
+    cam_from_world = np.stack([recon.poses[f] for f in range(n_frames)])
+    return cam_from_world, recon.K, recon.points, keyframes
+
+
+def triangulate_tracks(
+    tracks: Tracks, cam_from_world: np.ndarray, K: np.ndarray, max_error_px: float, min_angle_deg: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Multi-view midpoint triangulation of every track with fixed cameras, then outlier rejection.
+
+    Each track's point minimises the summed squared distance to its viewing rays,
+    ``X = (sum_i A_i)^-1 sum_i A_i C_i`` with ``A_i = I - d_i d_i^T`` (unit ray d_i from centre C_i).
+    Tracks whose median reprojection error exceeds ``max_error_px`` (movers, drifting tracks), whose
+    rays span less than ``min_angle_deg`` or that fall behind a camera are dropped.
+
+    Args:
+        tracks: working-resolution tracks (T, N).
+        cam_from_world: (T, 4, 4); K: (3, 3) working-resolution intrinsics.
+
+    Returns:
+        points (P, 3) float64 and the (P,) indices of their tracks.
+    """
+    frames, ids = np.nonzero(tracks.visible)
+    world_from_cam = np.linalg.inv(cam_from_world)
+    pixels = np.concatenate([tracks.xy[frames, ids].astype(np.float64), np.ones((len(ids), 1))], axis=1)
+    rays_cam = pixels @ np.linalg.inv(K).T
+    rays = np.matmul(world_from_cam[frames, :3, :3], rays_cam[:, :, None])[:, :, 0]
+    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+    centers = world_from_cam[frames, :3, 3]
+    projector = np.eye(3)[None] - rays[:, :, None] * rays[:, None, :]
+    n_tracks = tracks.n_tracks
+    A = np.zeros((n_tracks, 3, 3))
+    b = np.zeros((n_tracks, 3))
+    np.add.at(A, ids, projector)
+    np.add.at(b, ids, np.matmul(projector, centers[:, :, None])[:, :, 0])
+    counts = np.bincount(ids, minlength=n_tracks)
+    # The smallest eigenvalue of sum A_i grows with the spread of the rays' directions (~ angle^2).
+    eigen_min = np.linalg.eigvalsh(A)[:, 0]
+    usable = (counts >= 2) & (eigen_min > 0.5 * np.radians(min_angle_deg) ** 2)
+    points = np.full((n_tracks, 3), np.nan)
+    points[usable] = np.linalg.solve(A[usable], b[usable][:, :, None])[:, :, 0]
+    cam = np.matmul(cam_from_world[frames, :3, :3], points[ids][:, :, None])[:, :, 0] + cam_from_world[frames, :3, 3]
+    z = cam[:, 2]
+    projected = cam @ K.T
+    error = np.linalg.norm(projected[:, :2] / np.where(np.abs(z) < 1e-9, 1e-9, z)[:, None] - pixels[:, :2], axis=1)
+    error = np.where(z > 0, error, np.inf)
+    order = np.argsort(ids, kind="stable")
+    sorted_ids, sorted_error = ids[order], error[order]
+    starts = np.searchsorted(sorted_ids, np.arange(n_tracks))
+    ends = np.searchsorted(sorted_ids, np.arange(n_tracks), side="right")
+    median_error = np.array(
+        [np.median(sorted_error[s:e]) if e > s else np.inf for s, e in zip(starts, ends, strict=True)]
+    )
+    max_error = np.zeros(n_tracks)
+    np.maximum.at(max_error, ids, np.where(np.isfinite(error), error, 1e9))
+    good = usable & (median_error < max_error_px) & (max_error < 4.0 * max_error_px)
+    track_ids = np.nonzero(good)[0]
+    return points[track_ids], track_ids
+
+
+def normalise_scale(cam_from_world: np.ndarray, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Rescale the world so that frame 0's camera is the identity and the median point depth in frame 0 is 1.
+
+    Args:
+        cam_from_world: (T, 4, 4); points_world: (P, 3) finite points.
+
+    Returns:
+        rescaled poses, rescaled points, the scale factor applied.
+    """
+    world_from_first = np.linalg.inv(cam_from_world[0])
+    poses = cam_from_world @ world_from_first
+    points = points_world @ cam_from_world[0][:3, :3].T + cam_from_world[0][:3, 3]
+    depth = points[:, 2]
+    scale = 1.0 / float(np.median(depth[depth > 0])) if np.any(depth > 0) else 1.0
+    poses = poses.copy()
+    poses[:, :3, 3] *= scale
+    return poses, points * scale, scale
+
+
+def estimate_cameras(
+    tracks: Tracks,
+    K: np.ndarray,
+    K_is_known: bool,
+    config: CameraConfig | None = None,
+    progress: Progress = null_progress,
+) -> CameraEstimate:
+    """Choose the motion model and estimate every frame's camera.
+
+    Args:
+        tracks: point tracks at the working resolution.
+        K: (3, 3) working-resolution intrinsics (the user's, or an initial guess).
+        K_is_known: True keeps K fixed; False self-calibrates the focal length where observable.
+    """
+    config = config or CameraConfig()
+    n_frames = tracks.xy.shape[0]
+    model, reason = select_motion_model(tracks, config)
+    optimize_focal = config.optimize_focal and not K_is_known
+    empty_points = np.zeros((0, 3))
+    empty_ids = np.zeros(0, np.int64)
+    if model == "static":
+        poses = np.tile(np.eye(4), (n_frames, 1, 1))
+        reason["focal"] = "given" if K_is_known else "unobservable for a static camera: initial guess kept"
+        return CameraEstimate(poses, K, "static", empty_points, empty_ids, reason, [0])
+    if model == "rotation":
+        poses, K_refined = estimate_rotation(tracks, K, optimize_focal, config)
+        reason["focal"] = "given" if K_is_known else "self-calibrated by rotation-only bundle adjustment"
+        return CameraEstimate(poses, K_refined, "rotation", empty_points, empty_ids, reason, list(range(n_frames)))
+    poses, K_refined, _, keyframes = estimate_general(tracks, K, optimize_focal, config, progress)
+    points, point_track = triangulate_tracks(
+        tracks, poses, K_refined, config.max_reprojection_px, config.min_triangulation_deg
+    )
+    poses, points, scale = normalise_scale(poses, points)
+    reason["focal"] = "given" if K_is_known else "self-calibrated in bundle adjustment (weak prior)"
+    reason["scale_normalisation"] = scale
+    return CameraEstimate(poses, K_refined, "general", points, point_track, reason, keyframes)

@@ -1,0 +1,78 @@
+"""ReconstructConfig and the backend registries (by name, nerfstudio-style)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from insertanywhere.errors import InputError
+from insertanywhere.scene.cameras import CameraConfig
+from insertanywhere.scene.dynamic import ResidualConfig
+from insertanywhere.scene.tracks import TrackerConfig
+
+FLOW_NAMES = ("dis", "raft")
+DEPTH_NAMES = ("classical", "depth-anything-v2", "files:DIR")
+DYNAMIC_NAMES = ("residual", "sam2")
+
+
+@dataclass
+class ReconstructConfig:
+    """Everything that decides a reconstruction (a folder is reused only when this matches).
+
+    Attributes:
+        flow: "dis" | "raft".
+        depth: "classical" | "depth-anything-v2" | "files:DIR".
+        dynamic: "residual" | "sam2".
+        fov_deg: horizontal field of view in degrees, or None.
+        K: ``(fx, fy, cx, cy)`` full-resolution pixels, or None (self-calibrated).
+        model_path: local folder or hub id of the learned backend's weights (depth-anything-v2, raft, sam2).
+        work_long_side: long side in pixels of the working resolution for flow, tracks and cameras.
+        dis_preset: "ultrafast" | "fast" | "medium".
+        device: torch device for learned backends.
+    """
+
+    flow: str = "dis"
+    depth: str = "classical"
+    dynamic: str = "residual"
+    fov_deg: float | None = None
+    K: tuple[float, float, float, float] | None = None
+    model_path: str | None = None
+    work_long_side: int = 416
+    dis_preset: str = "medium"
+    device: str = "cpu"
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    cameras: CameraConfig = field(default_factory=CameraConfig)
+    residual: ResidualConfig = field(default_factory=ResidualConfig)
+
+    def validate(self) -> ReconstructConfig:
+        """Raise InputError (one line) for an unknown backend name or an unusable value."""
+        if self.flow not in FLOW_NAMES:
+            raise InputError(f"unknown flow backend {self.flow!r}; choose one of {', '.join(FLOW_NAMES)}")
+        if self.depth not in DEPTH_NAMES[:2] and not self.depth.startswith("files:"):
+            raise InputError(f"unknown depth backend {self.depth!r}; choose one of {', '.join(DEPTH_NAMES)}")
+        if self.depth.startswith("files:") and not Path(self.depth[len("files:") :]).is_dir():
+            raise InputError(f"--depth {self.depth}: the folder does not exist")
+        if self.dynamic not in DYNAMIC_NAMES:
+            raise InputError(f"unknown dynamic backend {self.dynamic!r}; choose one of {', '.join(DYNAMIC_NAMES)}")
+        if self.work_long_side < 64:
+            raise InputError(f"work_long_side {self.work_long_side} is too small; use at least 64 pixels")
+        learned = [
+            name for name in (self.flow, self.depth, self.dynamic) if name in ("raft", "depth-anything-v2", "sam2")
+        ]
+        if learned and not self.model_path:
+            raise InputError(f"the {learned[0]} backend needs --model-path (a local weights folder or a hub id)")
+        if len(learned) > 1:
+            raise InputError(
+                f"one --model-path cannot serve {' and '.join(learned)}; use one learned backend at a time"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["K"] = list(self.K) if self.K is not None else None
+        return data
+
+    @property
+    def backends(self) -> dict[str, str]:
+        return {"flow": self.flow, "depth": self.depth, "dynamic": self.dynamic, "cameras": "tracks+ba"}

@@ -1,0 +1,140 @@
+"""Stage 5: dynamic regions, where the observed flow disagrees with the flow that the camera's
+rigid motion induces on the static scene (the motion-segmentation cue of Uni4D, sec. 3.2, and of
+classic plane+parallax methods), with spatio-temporal hysteresis.
+
+For each pair (t, t+1) the rigid flow of pixel x is ``pi(K, T_{t+1} T_t^-1 (z_t(x) K^-1 x)) - x``; for
+a static or rotating camera it does not depend on depth (a homography). The residual
+``|flow - rigid_flow|`` is normalised by ``sigma + relative * |rigid_flow|`` (flow error grows with
+motion), then thresholded with hysteresis over the (T, h, w) volume: strong seeds grow into
+connected weak evidence in space *and time*, so a mover that pauses a frame keeps its mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+from skimage.filters import apply_hysteresis_threshold
+
+from insertanywhere.progress import Progress, null_progress
+
+
+@dataclass
+class ResidualConfig:
+    """Thresholds on the normalised flow residual (working-resolution pixels)."""
+
+    sigma_px: float = 0.6
+    relative: float = 0.08
+    low: float = 1.5
+    high: float = 3.0
+    min_area_fraction: float = 0.0015
+    close_px: int = 3
+
+
+def rigid_flow(
+    depth: np.ndarray, K: np.ndarray, cam_from_world_a: np.ndarray, cam_from_world_b: np.ndarray
+) -> np.ndarray:
+    """Flow that the camera motion a -> b induces on static pixels.
+
+    Args:
+        depth: (h, w) float32 z-depth in camera a (scene units); 0/unknown pixels are treated as
+            far (their flow is the rotation's homography).
+        K: (3, 3) intrinsics at this resolution.
+        cam_from_world_a, cam_from_world_b: (4, 4).
+
+    Returns:
+        (h, w, 2) float32 displacement in pixels from a to b.
+    """
+    height, width = depth.shape
+    b_from_a = cam_from_world_b @ np.linalg.inv(cam_from_world_a)
+    xs, ys = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    rays = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ np.linalg.inv(K).T
+    known = depth > 0
+    inverse_depth = np.where(known, 1.0 / np.where(known, depth, 1.0), 0.0)
+    # Points in homogeneous form (ray, 1/z): works for the plane at infinity too.
+    cam_b = rays @ b_from_a[:3, :3].T + inverse_depth[..., None] * b_from_a[:3, 3]
+    pixels = cam_b @ K.T
+    z = pixels[..., 2]
+    safe = np.where(np.abs(z) < 1e-9, 1e-9, z)
+    flow = np.stack([pixels[..., 0] / safe - xs, pixels[..., 1] / safe - ys], axis=-1)
+    return flow.astype(np.float32)
+
+
+def residual_score(flow: np.ndarray, flow_rigid: np.ndarray, config: ResidualConfig) -> np.ndarray:
+    """(h, w) float32 normalised residual ``|flow - rigid| / (sigma + relative |rigid|)``."""
+    residual = np.linalg.norm(flow - flow_rigid, axis=-1)
+    return (residual / (config.sigma_px + config.relative * np.linalg.norm(flow_rigid, axis=-1))).astype(np.float32)
+
+
+def hysteresis_masks(scores: np.ndarray, config: ResidualConfig) -> np.ndarray:
+    """(T, h, w) float32 scores -> (T, h, w) bool masks: 3D hysteresis, closing, small blobs removed."""
+    masks = apply_hysteresis_threshold(scores, config.low, config.high)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * config.close_px + 1, 2 * config.close_px + 1))
+    min_area = config.min_area_fraction * scores.shape[1] * scores.shape[2]
+    cleaned = np.zeros_like(masks)
+    for t, mask in enumerate(masks):
+        closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
+        n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+        keep = np.nonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)[0]
+        keep = keep[keep > 0]
+        cleaned[t] = np.isin(labels, keep)
+    return cleaned
+
+
+class DynamicBackend(Protocol):
+    """Turns rigid-motion residual evidence (and the frames) into per-frame dynamic masks."""
+
+    name: str
+
+    def __call__(self, frames_work: list[np.ndarray], scores: np.ndarray, coarse_masks: np.ndarray) -> np.ndarray:
+        """Args: frames (h, w, 3) uint8 at the working resolution; scores (T, h, w) float32 residual;
+        coarse_masks (T, h, w) bool. Returns (T, h, w) bool masks."""
+
+
+@dataclass
+class ResidualDynamic:
+    """The default: the hysteresis masks themselves."""
+
+    name: str = "residual"
+
+    def __call__(self, frames_work: list[np.ndarray], scores: np.ndarray, coarse_masks: np.ndarray) -> np.ndarray:
+        return coarse_masks
+
+
+DYNAMIC_BACKENDS: dict[str, Callable[..., DynamicBackend]] = {"residual": ResidualDynamic}
+
+
+def residual_scores(
+    flow_forward: np.ndarray,
+    flow_backward: np.ndarray,
+    depth: np.ndarray,
+    K: np.ndarray,
+    cam_from_world: np.ndarray,
+    config: ResidualConfig,
+    progress: Progress = null_progress,
+) -> np.ndarray:
+    """Per-frame residual scores, forward flow for frames 0..T-2 and backward flow for the last frame;
+    each frame takes the larger of its forward and backward evidence.
+
+    Args:
+        flow_forward, flow_backward: (T-1, h, w, 2) float32 working-resolution flows.
+        depth: (T, h, w) float32 working-resolution z-depth (0 = unknown).
+        K: (3, 3) working-resolution intrinsics; cam_from_world: (T, 4, 4).
+
+    Returns:
+        (T, h, w) float32 scores.
+    """
+    n_frames = len(cam_from_world)
+    scores = np.zeros(depth.shape, np.float32)
+    for t in range(n_frames):
+        if t < n_frames - 1:
+            forward = rigid_flow(depth[t], K, cam_from_world[t], cam_from_world[t + 1])
+            scores[t] = residual_score(flow_forward[t], forward, config)
+        if t > 0:
+            backward = rigid_flow(depth[t], K, cam_from_world[t], cam_from_world[t - 1])
+            scores[t] = np.maximum(scores[t], residual_score(flow_backward[t - 1], backward, config))
+        progress("dynamic", t + 1, n_frames)
+    return scores

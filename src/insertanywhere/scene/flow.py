@@ -1,0 +1,136 @@
+"""Stage 1: dense optical flow, forward and backward, with a forward-backward consistency mask.
+
+Backends share the ``FlowBackend`` protocol and are found by name in ``FLOW_BACKENDS``. Flow is
+computed at the working resolution (``scale`` of the clip) and upsampled to full resolution only
+when stored (vectors multiplied by the size ratio; pixel-corner convention, so ``x_full = x_work / scale``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from insertanywhere.progress import Progress, null_progress
+
+
+class FlowBackend(Protocol):
+    """Computes flow between two frames at one resolution."""
+
+    name: str
+
+    def __call__(self, image_a: np.ndarray, image_b: np.ndarray) -> np.ndarray:
+        """Flow from ``image_a`` to ``image_b``.
+
+        Args:
+            image_a, image_b: (h, w, 3) uint8 RGB frames of the same size.
+
+        Returns:
+            (h, w, 2) float32 displacement ``(dx, dy)`` in pixels from a to b.
+        """
+
+
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8 RGB -> (h, w) uint8 luma."""
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+@dataclass
+class DISFlow:
+    """OpenCV's Dense Inverse Search flow (Kroeger et al., ECCV 2016); CPU, no weights.
+
+    ``preset`` is one of ``ultrafast``, ``fast``, ``medium``.
+    """
+
+    preset: str = "medium"
+    name: str = "dis"
+
+    def __post_init__(self) -> None:
+        presets = {
+            "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+            "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+        }
+        self._dis = cv2.DISOpticalFlow_create(presets[self.preset])
+
+    def __call__(self, image_a: np.ndarray, image_b: np.ndarray) -> np.ndarray:
+        flow = self._dis.calc(to_gray(image_a), to_gray(image_b), None)
+        return flow.astype(np.float32, copy=False)
+
+
+FLOW_BACKENDS: dict[str, Callable[..., FlowBackend]] = {"dis": DISFlow}
+"""Flow backends by name. ``raft`` is registered by ``insertanywhere.scene.config`` (it needs weights)."""
+
+
+def compute_flows(
+    frames: Sequence[np.ndarray], backend: FlowBackend, progress: Progress = null_progress
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forward and backward flow of consecutive frames.
+
+    Args:
+        frames: T frames, each (h, w, 3) uint8 RGB, at the working resolution.
+        backend: a FlowBackend.
+
+    Returns:
+        forward (T-1, h, w, 2) float32, displacement t -> t+1, and backward (T-1, h, w, 2)
+        float32, displacement t+1 -> t, indexed by t.
+    """
+    n_pairs = len(frames) - 1
+    height, width = frames[0].shape[:2]
+    forward = np.zeros((max(n_pairs, 0), height, width, 2), np.float32)
+    backward = np.zeros_like(forward)
+    for t in range(n_pairs):
+        forward[t] = backend(frames[t], frames[t + 1])
+        backward[t] = backend(frames[t + 1], frames[t])
+        progress("flow", t + 1, n_pairs)
+    return forward, backward
+
+
+def warp_by_flow(values: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Sample ``values`` at ``x + flow(x)`` (bilinear, border replicated).
+
+    Args:
+        values: (h, w) or (h, w, C) float32 image to sample.
+        flow: (h, w, 2) float32 displacement in pixels.
+
+    Returns:
+        array shaped like ``values``: ``values[x + flow(x)]`` for every pixel x.
+    """
+    height, width = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    # Pixel indices and pixel-centre coordinates differ by 0.5 in both, so the displacement is the same.
+    return cv2.remap(
+        values, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+def fb_consistency(forward: np.ndarray, backward: np.ndarray, alpha: float = 0.01, beta: float = 0.5) -> np.ndarray:
+    """Forward-backward consistency test (Sundaram et al., ECCV 2010): a pixel is consistent when
+    ``|f(x) + b(x + f(x))|^2 < alpha (|f|^2 + |b(x+f)|^2) + beta``.
+
+    Args:
+        forward: (h, w, 2) float32 flow t -> t+1, pixels.
+        backward: (h, w, 2) float32 flow t+1 -> t, pixels.
+
+    Returns:
+        (h, w) bool, True where the forward flow is consistent (not occluded, not wrong).
+    """
+    backward_at_target = warp_by_flow(backward, forward)
+    loop = forward + backward_at_target
+    loop_sq = np.sum(loop * loop, axis=-1)
+    magnitude_sq = np.sum(forward * forward, axis=-1) + np.sum(backward_at_target * backward_at_target, axis=-1)
+    return loop_sq < alpha * magnitude_sq + beta
+
+
+def resize_flow(flow: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize a (h, w, 2) float32 flow to (height, width, 2), scaling the vectors by the size ratio."""
+    h, w = flow.shape[:2]
+    if (h, w) == (height, width):
+        return flow.astype(np.float32, copy=False)
+    resized = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
+    resized[..., 0] *= width / w
+    resized[..., 1] *= height / h
+    return resized

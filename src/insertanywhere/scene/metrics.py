@@ -1,0 +1,87 @@
+"""Accuracy measures of a reconstruction against ground truth (tests and benchmarks)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def umeyama_sim3(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity ``target ~ s R source + t`` by least squares (Umeyama, PAMI 1991).
+
+    Args:
+        source, target: (N, 3) corresponding points.
+
+    Returns:
+        scale s, rotation R (3, 3), translation t (3,).
+    """
+    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
+    src, tgt = source - mu_s, target - mu_t
+    covariance = tgt.T @ src / len(source)
+    u, d, vt = np.linalg.svd(covariance)
+    sign = np.eye(3)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        sign[2, 2] = -1
+    rotation = u @ sign @ vt
+    variance = np.mean(np.sum(src * src, axis=1))
+    scale = float(np.trace(np.diag(d) @ sign) / variance) if variance > 0 else 1.0
+    return scale, rotation, mu_t - scale * rotation @ mu_s
+
+
+def camera_centers(cam_from_world: np.ndarray) -> np.ndarray:
+    """(T, 4, 4) cam_from_world -> (T, 3) camera centres in the world frame."""
+    rotations = cam_from_world[:, :3, :3]
+    return -np.einsum("tji,tj->ti", rotations, cam_from_world[:, :3, 3])
+
+
+def ate_percent(estimated_cam_from_world: np.ndarray, true_cam_from_world: np.ndarray) -> dict[str, float]:
+    """Absolute trajectory error after Sim(3) alignment of camera centres.
+
+    Returns ``{"ate_rmse": in GT units, "trajectory_length": GT units, "ate_percent": rmse / length * 100}``;
+    for a (near) static GT trajectory the percentage is reported against 1 GT unit.
+    """
+    estimated = camera_centers(estimated_cam_from_world)
+    truth = camera_centers(true_cam_from_world)
+    length = float(np.sum(np.linalg.norm(np.diff(truth, axis=0), axis=1)))
+    if np.ptp(estimated, axis=0).max() < 1e-9 or np.ptp(truth, axis=0).max() < 1e-9:
+        aligned = estimated - estimated.mean(axis=0) + truth.mean(axis=0)
+    else:
+        scale, rotation, translation = umeyama_sim3(estimated, truth)
+        aligned = scale * estimated @ rotation.T + translation
+    rmse = float(np.sqrt(np.mean(np.sum((aligned - truth) ** 2, axis=1))))
+    return {"ate_rmse": rmse, "trajectory_length": length, "ate_percent": 100.0 * rmse / max(length, 1e-9)}
+
+
+def relative_rotation_error_deg(estimated_cam_from_world: np.ndarray, true_cam_from_world: np.ndarray) -> float:
+    """Mean angle (degrees) between estimated and true relative rotations of consecutive frames."""
+    errors = []
+    for t in range(len(estimated_cam_from_world) - 1):
+        rel_est = estimated_cam_from_world[t + 1, :3, :3] @ estimated_cam_from_world[t, :3, :3].T
+        rel_true = true_cam_from_world[t + 1, :3, :3] @ true_cam_from_world[t, :3, :3].T
+        diff = rel_est @ rel_true.T
+        errors.append(np.degrees(np.arccos(np.clip((np.trace(diff) - 1) / 2, -1.0, 1.0))))
+    return float(np.mean(errors)) if errors else 0.0
+
+
+def depth_errors(estimated: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> dict[str, float]:
+    """AbsRel and delta < 1.25 after median scaling (one scale for the whole clip).
+
+    Args:
+        estimated, truth: (..., H, W) z-depth; valid: (..., H, W) bool pixels to score (both known).
+    """
+    valid = valid & (estimated > 0) & (truth > 0) & np.isfinite(estimated) & np.isfinite(truth)
+    if not valid.any():
+        return {"abs_rel": float("nan"), "delta_1_25": float("nan"), "coverage": 0.0}
+    est, tru = estimated[valid].astype(np.float64), truth[valid].astype(np.float64)
+    est = est * np.median(tru) / np.median(est)
+    ratio = np.maximum(est / tru, tru / est)
+    return {
+        "abs_rel": float(np.mean(np.abs(est - tru) / tru)),
+        "delta_1_25": float(np.mean(ratio < 1.25)),
+        "coverage": float(valid.mean()),
+    }
+
+
+def mask_iou(estimated: np.ndarray, truth: np.ndarray) -> float:
+    """Intersection over union of two bool masks of the same shape (1.0 when both are empty)."""
+    union = np.logical_or(estimated, truth).sum()
+    return float(np.logical_and(estimated, truth).sum() / union) if union else 1.0

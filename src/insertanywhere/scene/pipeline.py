@@ -1,0 +1,292 @@
+"""The reconstruction pipeline: frames -> Scene4D, stage by stage (see docs/reconstruction.md).
+
+flow (working resolution) -> tracks -> motion model + cameras -> depth -> dynamic masks -> joint
+refinement (with a depth prior) -> full-resolution Scene4D (+ previews when saved to a folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from insertanywhere.conventions import Camera, Scene4D, SceneMeta
+from insertanywhere.errors import InputError
+from insertanywhere.io.atomic import read_json
+from insertanywhere.io.scene_store import SCENE_JSON, load_scene, save_scene, scene_exists
+from insertanywhere.progress import Progress, StageTimer, null_progress
+from insertanywhere.scene import depth as depth_stage
+from insertanywhere.scene.cameras import CameraEstimate, estimate_cameras
+from insertanywhere.scene.config import ReconstructConfig
+from insertanywhere.scene.dynamic import hysteresis_masks, residual_scores
+from insertanywhere.scene.flow import compute_flows, resize_flow, to_gray
+from insertanywhere.scene.intrinsics import fov_x_deg, initial_intrinsics
+from insertanywhere.scene.registry import make_depth_prior, make_dynamic_backend, make_flow_backend
+from insertanywhere.scene.tracks import Tracks, track_points
+
+PIPELINE_VERSION = 1
+
+
+def _load_frames(video_path_or_frames: str | os.PathLike[str] | np.ndarray) -> tuple[np.ndarray, float, dict]:
+    if isinstance(video_path_or_frames, np.ndarray):
+        frames = video_path_or_frames
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise InputError(f"frames must be a (T, H, W, 3) uint8 array, got {frames.shape} {frames.dtype}")
+        return frames, 30.0, {"kind": "array"}
+    from insertanywhere.io.video import VideoReader
+
+    reader = VideoReader(video_path_or_frames)
+    frames = reader.read_all()
+    path = Path(video_path_or_frames)
+    stat = path.stat()
+    return frames, float(reader.info.fps), {"path": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime}
+
+
+def _work_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    scale = min(1.0, long_side / max(width, height))
+    return max(16, round(width * scale)), max(16, round(height * scale))
+
+
+def _static_points_in_frame(
+    tracks: Tracks, estimate: CameraEstimate, t: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels (N, 2), camera z (N,) and point indices (N,) of the static points tracked in frame t."""
+    visible = tracks.visible[t, estimate.point_track]
+    index = np.nonzero(visible)[0]
+    pose = estimate.cam_from_world[t]
+    z = estimate.points_world[index] @ pose[2, :3] + pose[2, 3]
+    keep = z > 1e-6
+    return tracks.xy[t, estimate.point_track[index[keep]]].astype(np.float64), z[keep], index[keep]
+
+
+def _classical_depth(
+    grays: list[np.ndarray], tracks: Tracks, estimate: CameraEstimate, progress: Progress
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    n_frames = len(grays)
+    height, width = grays[0].shape
+    depth = np.zeros((n_frames, height, width), np.float32)
+    confidence = np.zeros_like(depth)
+    if estimate.camera_model != "general" or len(estimate.points_world) < 4:
+        note = "no parallax (static or rotating camera): depth is unobservable without a prior; use depth-anything-v2"
+        return depth, confidence, {"depth_note": note}
+    # Robust support planes (floor, table) among the static points: 1% of the median scene depth.
+    planes = depth_stage.fit_planes_ransac(estimate.points_world, threshold=0.01)
+    plane_of_point = np.full(len(estimate.points_world), -1)
+    for plane_index, (_, inliers) in enumerate(planes):
+        plane_of_point[inliers] = plane_index
+    for t in range(n_frames):
+        xy, z, index = _static_points_in_frame(tracks, estimate, t)
+        pose = estimate.cam_from_world[t]
+        planes_cam = []
+        for plane, _ in planes:
+            normal_cam = pose[:3, :3] @ plane[:3]
+            planes_cam.append(np.append(normal_cam, plane[3] - normal_cam @ pose[:3, 3]))
+        depth[t], confidence[t] = depth_stage.densify_frame(
+            xy, z, plane_of_point[index], planes_cam, estimate.K, grays[t]
+        )
+        progress("depth", t + 1, n_frames)
+    return depth, confidence, {"support_planes": len(planes)}
+
+
+def _prior_depth(
+    frames: np.ndarray,
+    work_size: tuple[int, int],
+    tracks: Tracks,
+    estimate: CameraEstimate,
+    config: ReconstructConfig,
+    progress: Progress,
+) -> tuple[np.ndarray, np.ndarray, dict, list[np.ndarray]]:
+    prior_model = make_depth_prior(config)
+    if hasattr(prior_model, "check_count"):
+        prior_model.check_count(len(frames))
+    width, height = work_size
+    priors = []
+    for t, frame in enumerate(frames):
+        raw = prior_model(t, frame)
+        priors.append(cv2.resize(raw.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR))
+        progress("depth prior", t + 1, len(frames))
+    from insertanywhere.scene.refine import align_priors
+
+    depth, confidence, info = align_priors(priors, prior_model.kind, prior_model.metric, tracks, estimate)
+    info["prior"] = prior_model.name
+    return depth, confidence, info, priors
+
+
+def reconstruct(
+    video_path_or_frames: str | os.PathLike[str] | np.ndarray,
+    config: ReconstructConfig | None = None,
+    progress: Progress = null_progress,
+) -> Scene4D:
+    """Reconstruct a clip's 4D scene in memory.
+
+    Args:
+        video_path_or_frames: a video file / image folder, or a (T, H, W, 3) uint8 RGB array.
+        config: backends and settings (defaults: DIS flow, classical depth, residual dynamics).
+        progress: called as ``progress(stage, done, total)``.
+
+    Returns:
+        Scene4D at the clip's full resolution, frame 0's camera = identity.
+    """
+    config = (config or ReconstructConfig()).validate()
+    timer = StageTimer()
+    with timer("read"):
+        frames, fps, source = _load_frames(video_path_or_frames)
+    n_frames, height, width = frames.shape[:3]
+    if n_frames < 2:
+        raise InputError(f"the clip has {n_frames} frame; reconstruction needs at least 2")
+    work_width, work_height = _work_size(width, height, config.work_long_side)
+    scale_x, scale_y = work_width / width, work_height / height
+    with timer("resize"):
+        frames_work = [cv2.resize(f, (work_width, work_height), interpolation=cv2.INTER_AREA) for f in frames]
+        grays = [to_gray(f) for f in frames_work]
+    with timer("flow"):
+        flow_backend = make_flow_backend(config)
+        flow_forward, flow_backward = compute_flows(frames_work, flow_backend, progress)
+    with timer("tracks"):
+        tracks = track_points(grays, flow_forward, config.tracker, progress)
+    with timer("cameras"):
+        K_full, K_known = initial_intrinsics(width, height, config.fov_deg, config.K)
+        K_work = np.diag([scale_x, scale_y, 1.0]) @ K_full
+        try:
+            estimate = estimate_cameras(tracks, K_work, K_known, config.cameras, progress)
+        except RuntimeError as err:
+            raise InputError(f"camera estimation failed: {err}; try giving --fov or a clip with more texture") from None
+    extra: dict = {}
+    with timer("depth"):
+        if config.depth == "classical":
+            depth_work, confidence_work, info = _classical_depth(grays, tracks, estimate, progress)
+        else:
+            depth_work, confidence_work, info, _ = _prior_depth(
+                frames, (work_width, work_height), tracks, estimate, config, progress
+            )
+        extra.update(info)
+    with timer("dynamic"):
+        scores = residual_scores(
+            flow_forward, flow_backward, depth_work, estimate.K, estimate.cam_from_world, config.residual, progress
+        )
+        coarse = hysteresis_masks(scores, config.residual)
+        dynamic_work = make_dynamic_backend(config)(frames_work, scores, coarse)
+    with timer("upsample"):
+        if config.depth == "classical":
+            # Movers have no triangulated depth in the classical default: unknown, not background.
+            depth_work = np.where(dynamic_work, 0.0, depth_work).astype(np.float32)
+            confidence_work = np.where(dynamic_work, 0.0, confidence_work).astype(np.float32)
+        depth = np.stack([cv2.resize(d, (width, height), interpolation=cv2.INTER_NEAREST) for d in depth_work])
+        depth_linear = np.stack([cv2.resize(d, (width, height), interpolation=cv2.INTER_LINEAR) for d in depth_work])
+        # Linear inside known regions, nearest at the unknown border (never blend with 0).
+        depth = np.where(np.abs(depth_linear - depth) < 0.5 * depth + 1e-6, depth_linear, depth).astype(np.float32)
+        confidence = np.stack([cv2.resize(c, (width, height)) for c in confidence_work]).astype(np.float32)
+        dynamic = np.stack(
+            [
+                cv2.resize(m.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) > 0.5
+                for m in dynamic_work
+            ]
+        )
+        flow_fw_full = np.stack([resize_flow(f, width, height) for f in flow_forward]).astype(np.float16)
+        flow_bw_full = np.stack([resize_flow(f, width, height) for f in flow_backward]).astype(np.float16)
+    to_full = np.diag([1.0 / scale_x, 1.0 / scale_y, 1.0])
+    K_out = to_full @ estimate.K
+    cameras = [Camera(K_out, pose) for pose in estimate.cam_from_world]
+    points_world = points_color = None
+    if len(estimate.points_world):
+        points_world = estimate.points_world.copy()
+        track_xy = tracks.xy[:, estimate.point_track]
+        first = np.argmax(np.isfinite(track_xy[..., 0]), axis=0)
+        xy = track_xy[first, np.arange(len(first))] / np.array([scale_x, scale_y])
+        cols = np.clip(xy[:, 0].astype(int), 0, width - 1)
+        rows = np.clip(xy[:, 1].astype(int), 0, height - 1)
+        points_color = frames[first, rows, cols].astype(np.uint8)
+    if "world_scale" in extra:  # a metric prior set the units: rescale poses and points alike
+        for camera in cameras:
+            camera.cam_from_world[:3, 3] *= extra["world_scale"]
+        if points_world is not None:
+            points_world *= extra["world_scale"]
+    extra.update(
+        {
+            "camera_model_reason": estimate.model_reason,
+            "fov_x_deg": fov_x_deg(K_out, width),
+            "intrinsics": "given" if K_known else "self-calibrated" if estimate.camera_model != "static" else "guessed",
+            "n_tracks": int(tracks.n_tracks),
+            "n_points": 0 if points_world is None else len(points_world),
+            "keyframes": estimate.keyframes,
+            "work_size": [work_width, work_height],
+            "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
+            "pipeline_version": PIPELINE_VERSION,
+            "config": config.to_dict(),
+            "source": source,
+        }
+    )
+    meta = SceneMeta(
+        width=width,
+        height=height,
+        fps=fps,
+        n_frames=n_frames,
+        units="metric" if extra.get("metric") else "arbitrary",
+        camera_model=estimate.camera_model,
+        backends=config.backends,
+        extra=_jsonable(extra),
+    )
+    return Scene4D(
+        meta=meta,
+        cameras=cameras,
+        depth=depth,
+        depth_confidence=np.clip(confidence, 0, 1),
+        dynamic_mask=dynamic,
+        flow_forward=flow_fw_full,
+        flow_backward=flow_bw_full,
+        points_world=points_world,
+        points_color=points_color,
+    )
+
+
+def _jsonable(value):
+    """Convert numpy scalars/arrays nested in dicts and lists to JSON types."""
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v)))
+
+
+def config_fingerprint(config: ReconstructConfig, source: dict) -> str:
+    """Hash of what decides a reconstruction: the config, the input's identity and the pipeline version."""
+    payload = json.dumps({"config": config.to_dict(), "source": source, "v": PIPELINE_VERSION}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def reconstruct_to_folder(
+    video_path: str | os.PathLike[str],
+    folder: str | os.PathLike[str],
+    config: ReconstructConfig | None = None,
+    progress: Progress = null_progress,
+) -> Scene4D:
+    """Reconstruct and save to ``folder`` (io.scene_store layout + previews/), or load the folder when it
+    is complete and was made from the same input with the same config.
+
+    Returns:
+        the Scene4D (memory-mapped arrays when loaded from disk).
+    """
+    config = (config or ReconstructConfig()).validate()
+    folder = Path(folder)
+    video_path = Path(video_path)
+    if not video_path.exists():
+        raise InputError(f"{video_path}: no such video file or image folder")
+    stat = video_path.stat()
+    source = {"path": str(video_path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime}
+    fingerprint = config_fingerprint(config, source)
+    if scene_exists(folder) and read_json(folder / SCENE_JSON).get("fingerprint") == fingerprint:
+        return load_scene(folder)
+    start = time.perf_counter()
+    scene = reconstruct(video_path, config, progress)
+    scene.meta.extra["fingerprint"] = fingerprint
+    scene.meta.extra["seconds"]["total"] = round(time.perf_counter() - start, 3)
+    if (folder / SCENE_JSON).exists():
+        (folder / SCENE_JSON).unlink()  # the old scene is stale: mark the folder incomplete while writing
+    save_scene(scene, folder)
+    from insertanywhere.io.video import VideoReader
+    from insertanywhere.scene.previews import write_previews
+
+    frames = VideoReader(video_path).read_all()
+    write_previews(scene, folder, frames)
+    return scene
