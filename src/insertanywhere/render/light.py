@@ -127,3 +127,177 @@ def parse_light_angles(text: str) -> tuple[float, float]:
     if not (math.isfinite(azimuth) and math.isfinite(elevation)) or not 0.0 < elevation <= 90.0:
         raise InputError(f"--light {text!r}: elevation must be in (0, 90] degrees above the support, e.g. 30,55")
     return azimuth, elevation
+
+
+# ----------------------------------------------------------------------------- estimation
+
+
+@dataclass(frozen=True)
+class LightEstimateConfig:
+    """Settings of ``estimate_light``.
+
+    Attributes:
+        stride: sample every stride-th pixel (normals by finite differences on that grid).
+        max_depth_jump: relative depth step between grid neighbours above which normals are not trusted.
+        min_samples: fewest usable pixels to attempt a fit.
+        min_normal_spread: smallest eigenvalue the normals' covariance must reach in two directions
+            (a scene of one plane says nothing about the light's direction).
+        min_explained: share of the luminance variance the Lambert fit must explain.
+        min_elevation_deg: a fitted light below this elevation above the support is rejected.
+    """
+
+    stride: int = 4
+    max_depth_jump: float = 0.05
+    min_samples: int = 400
+    min_normal_spread: float = 0.01
+    min_explained: float = 0.08
+    min_elevation_deg: float = 10.0
+
+
+def estimate_light(
+    frame: np.ndarray,
+    scene: object,
+    frame_index: int,
+    support_plane: object,
+    contact_world: np.ndarray | None = None,
+    config: LightEstimateConfig | None = None,
+) -> Light | None:
+    """The scene's dominant light from the shading of its reconstructed surfaces, or None when it cannot tell.
+
+    Method (a robust Lambertian fit, after Pentland 1982, "Finding the illuminant direction"): surface
+    normals come from the frame's depth map (finite differences of the unprojected points); the linear
+    luminance of each pixel is modelled as ``I = c0 + c . n`` (albedo x (ambient + direct n . l) with
+    the albedo folded into the constants and the clamp at 0 ignored), fitted by iteratively reweighted
+    least squares with Huber weights, pixels near the object counting more. Then ``l = c / |c|`` and the
+    direct share ``strength = |c| / (c0 + |c|)``.
+
+    Limits: albedo changes are taken for shading (a textured scene biases the fit, the Huber weights and
+    the explained-variance check only limit the damage); one plane, or surfaces of one orientation, give
+    no direction (rejected by the normal-spread check); the depth must be good enough for normals
+    (classical depth densified from sparse points often is not: then None); shadows cast in the scene are
+    not used; softness is not estimated.
+
+    Args:
+        frame: (H, W, 3) uint8 sRGB frame.
+        scene: the Scene4D (uses ``cameras``, ``depth``, ``depth_confidence``, ``dynamic_mask``).
+        frame_index: which frame ``frame`` is.
+        support_plane: the object's support; anything with ``normal_world`` or ``normal`` (3,) pointing up.
+        contact_world: (3,) the object's contact point, to weight nearby pixels more (None = uniform).
+        config: settings.
+
+    Returns:
+        A Light with ``source="estimated:shading"``, or None when the fit is not trustworthy.
+    """
+    config = config or LightEstimateConfig()
+    camera: Camera = scene.cameras[frame_index]  # type: ignore[attr-defined]
+    normal = getattr(support_plane, "normal_world", None)
+    support_normal = np.asarray(normal if normal is not None else support_plane.normal, np.float64)  # type: ignore[attr-defined]
+    support_normal = support_normal / np.linalg.norm(support_normal)
+    depth = np.asarray(scene.depth[frame_index], np.float32)  # type: ignore[attr-defined]
+    confidence = np.asarray(scene.depth_confidence[frame_index], np.float32)  # type: ignore[attr-defined]
+    dynamic = np.asarray(scene.dynamic_mask[frame_index], bool)  # type: ignore[attr-defined]
+
+    samples = _shading_samples(frame, camera, depth, confidence, dynamic, config)
+    if samples is None:
+        return None
+    normals_world, luminance, pixels = samples
+    weights = np.ones(len(luminance))
+    if contact_world is not None:
+        contact_px, contact_z = camera.project(np.asarray(contact_world, np.float64)[None])
+        if contact_z[0] > 0:
+            spread = 0.35 * max(frame.shape[:2])
+            weights = np.exp(-np.sum((pixels - contact_px[0]) ** 2, axis=1) / (2.0 * spread**2))
+    covariance = np.cov(normals_world.T, aweights=weights)
+    if np.sort(np.linalg.eigvalsh(covariance))[1] < config.min_normal_spread:
+        return None
+    coefficients, explained = _robust_lambert_fit(normals_world, luminance, weights)
+    c0, c = coefficients[0], coefficients[1:]
+    magnitude = float(np.linalg.norm(c))
+    if explained < config.min_explained or magnitude < 1e-6 or c0 + magnitude <= 0:
+        return None
+    direction = c / magnitude
+    if direction @ support_normal < math.sin(math.radians(config.min_elevation_deg)):
+        return None
+    strength = float(np.clip(magnitude / (max(c0, 0.0) + magnitude), 0.2, 0.85))
+    return Light(direction, strength=strength, softness=0.05, source="estimated:shading")
+
+
+def _shading_samples(
+    frame: np.ndarray,
+    camera: Camera,
+    depth: np.ndarray,
+    confidence: np.ndarray,
+    dynamic: np.ndarray,
+    config: LightEstimateConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """World normals (N, 3), linear luminance (N,) and pixel positions (N, 2) of the usable grid samples."""
+    import cv2
+
+    s = config.stride
+    height, width = depth.shape
+    rows = np.arange(s // 2, height, s)
+    cols = np.arange(s // 2, width, s)
+    grid_depth = depth[np.ix_(rows, cols)].astype(np.float64)
+    grid_x, grid_y = np.meshgrid(cols + 0.5, rows + 0.5)
+    pixels = np.stack([grid_x, grid_y], axis=-1)
+    rays = np.einsum(
+        "hwc,dc->hwd", np.concatenate([pixels, np.ones_like(grid_x)[..., None]], -1), np.linalg.inv(camera.K)
+    )
+    points = rays * grid_depth[..., None]
+    known = (grid_depth > 0) & np.isfinite(grid_depth)
+    # Central differences; the normal is trusted only where the four neighbours are known and close in depth.
+    dx = points[1:-1, 2:] - points[1:-1, :-2]
+    dy = points[2:, 1:-1] - points[:-2, 1:-1]
+    normals = np.cross(dx, dy)
+    centre = grid_depth[1:-1, 1:-1]
+    neighbours = np.stack([grid_depth[1:-1, 2:], grid_depth[1:-1, :-2], grid_depth[2:, 1:-1], grid_depth[:-2, 1:-1]])
+    smooth = np.all(np.abs(neighbours - centre) <= config.max_depth_jump * np.maximum(centre, 1e-9), axis=0)
+    valid = known[1:-1, 1:-1] & np.all(neighbours > 0, axis=0) & smooth
+    valid &= confidence[np.ix_(rows, cols)][1:-1, 1:-1] > 0.3
+    valid &= ~dynamic[np.ix_(rows, cols)][1:-1, 1:-1]
+    linear = np.asarray(frame, np.float32) / 255.0
+    linear = np.where(linear <= 0.04045, linear / 12.92, ((linear + 0.055) / 1.055) ** 2.4)
+    luminance_full = cv2.GaussianBlur((linear @ np.array([0.2126, 0.7152, 0.0722])).astype(np.float32), (0, 0), s / 2)
+    luminance = luminance_full[np.ix_(rows, cols)][1:-1, 1:-1]
+    valid &= (luminance > 0.005) & (luminance < 0.95)
+    length = np.linalg.norm(normals, axis=-1)
+    valid &= length > 1e-12
+    if valid.sum() < config.min_samples:
+        return None
+    normals_cam = normals[valid] / length[valid][:, None]
+    view = rays[1:-1, 1:-1][valid]
+    flip = np.einsum("nc,nc->n", normals_cam, view) > 0  # normals face the camera
+    normals_cam[flip] *= -1.0
+    normals_world = np.einsum("nc,dc->nd", normals_cam, camera.world_from_cam[:3, :3])
+    return normals_world, luminance[valid].astype(np.float64), pixels[1:-1, 1:-1][valid]
+
+
+def _robust_lambert_fit(normals: np.ndarray, luminance: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, float]:
+    """Fit ``luminance = c0 + max(0, c . n)`` by IRLS with Huber weights.
+
+    The clamp (attached shadow: surfaces turned away from the light get ambient only) is handled by
+    alternation: given the current c, pixels with ``c . n <= 0`` keep only the constant term, and the
+    linear least squares is solved again; the first pass ignores the clamp.
+
+    Returns (4,) ``(c0, cx, cy, cz)`` and the share of the weighted luminance variance the fit explains.
+    """
+    ones = np.ones((len(normals), 1))
+    robust = np.ones(len(luminance))
+    lit = np.ones(len(luminance), bool)
+    coefficients = np.zeros(4)
+    design = np.concatenate([ones, normals], axis=1)
+    for iteration in range(8):
+        design = np.concatenate([ones, normals * lit[:, None]], axis=1)
+        w = np.sqrt(weights * robust)
+        coefficients, *_ = np.linalg.lstsq(design * w[:, None], luminance * w, rcond=None)
+        residual = luminance - design @ coefficients
+        scale = 1.4826 * np.median(np.abs(residual)) + 1e-9
+        threshold = 1.345 * scale  # Huber's constant for 95 % efficiency under Gaussian noise
+        robust = np.where(np.abs(residual) <= threshold, 1.0, threshold / np.maximum(np.abs(residual), 1e-12))
+        if iteration >= 1:
+            lit = normals @ coefficients[1:] > 0
+    w = weights * robust
+    mean = np.average(luminance, weights=w)
+    total = np.average((luminance - mean) ** 2, weights=w)
+    unexplained = np.average((luminance - design @ coefficients) ** 2, weights=w)
+    return coefficients, float(1.0 - unexplained / max(total, 1e-12))

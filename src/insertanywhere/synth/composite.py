@@ -69,7 +69,7 @@ class CompositeConfig:
     shadow_strength: float = 0.85
     harmonize: bool = True
     tint_transfer: float = 0.35
-    exposure_transfer: float = 0.25
+    exposure_transfer: float = 0.2
     max_gain: float = 4.0
     temporal_min_cutoff: float = 0.05
     temporal_beta: float = 3.0

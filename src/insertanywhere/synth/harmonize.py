@@ -101,7 +101,11 @@ def surroundings_linear(
 
 
 def placement_gain(
-    object_linear_mean: np.ndarray, surroundings: np.ndarray, tint_transfer: float, exposure_transfer: float
+    object_linear_mean: np.ndarray,
+    surroundings: np.ndarray,
+    tint_transfer: float,
+    exposure_transfer: float,
+    max_exposure_gain: float = 1.3,
 ) -> np.ndarray:
     """Per-channel linear gain adapting the object to the scene's illuminant and exposure (partial grey world).
 
@@ -110,6 +114,7 @@ def placement_gain(
         surroundings: (3,) median linear RGB of its surroundings in the placement frame.
         tint_transfer: in [0, 1], how much of the surroundings' chromaticity to impose (0 = none).
         exposure_transfer: in [0, 1], how much of the luminance ratio surroundings / object to apply.
+        max_exposure_gain: bound (and 1 / bound) on the exposure part of the gain.
 
     Returns:
         (3,) float32 gains.
@@ -121,7 +126,9 @@ def placement_gain(
     tint_gain = scene_tint**tint_transfer
     tint_gain /= float(REC709_LUMA @ tint_gain)  # keep luminance: tint only
     luminance_ratio = (float(REC709_LUMA @ surroundings) + eps) / (float(REC709_LUMA @ object_linear_mean) + eps)
-    return (tint_gain * luminance_ratio**exposure_transfer).astype(np.float32)
+    # A dark object on a white table is not under-exposed: only a bounded nudge of exposure is taken.
+    exposure_gain = float(np.clip(luminance_ratio**exposure_transfer, 1.0 / max_exposure_gain, max_exposure_gain))
+    return (tint_gain * exposure_gain).astype(np.float32)
 
 
 @dataclass
