@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from insertanywhere.conventions import Camera, SceneMeta, Scene4D, make_pose
+from insertanywhere.conventions import Camera, Scene4D, SceneMeta, make_pose
 from insertanywhere.errors import InputError
 from insertanywhere.render.light import Light, estimate_light, parse_light_angles, plane_axes
 
