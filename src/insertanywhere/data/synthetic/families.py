@@ -131,7 +131,8 @@ class _Builder:
         """A static table-like block under the object spot; returns (body, contact point in world)."""
         height = float(self.rng.uniform(0.45, 0.75))
         half = (float(self.rng.uniform(0.5, 0.7)), float(self.rng.uniform(0.35, 0.45)), height / 2)
-        self.add_box("table", np.array([spot_xy[0], spot_xy[1], height / 2]), half, top=str(self.rng.choice(["page", "text", "concrete", "coins"])))  # fmt: skip
+        top = str(self.rng.choice(["page", "text", "concrete", "coins"]))
+        self.add_box("table", np.array([spot_xy[0], spot_xy[1], height / 2]), half, top=top)
         offset = self.rng.uniform(-0.1, 0.1, size=2)
         return "static", np.array([spot_xy[0] + offset[0], spot_xy[1] + offset[1], height])
 
@@ -140,7 +141,7 @@ class _Builder:
         """The cut-out card at ``contact_world`` (frame 0), its picture facing the frame-0 camera centre."""
         rgba, shape_name, photo_name, aspect = cutout_card_texture(self.rng)
         self.texture_names.add(photo_name)
-        height_m = float(self.rng.uniform(0.35, 0.5))
+        height_m = float(self.rng.uniform(0.4, 0.55))
         width_m = height_m / aspect
         facing = camera0_center[:2] - contact_world[:2]
         world_from_object0 = upright_frame(contact_world, facing)
@@ -204,7 +205,7 @@ def _family_salt(family: str) -> int:
 # ----------------------------------------------------------------------------- shared layouts
 
 
-def _spot_and_camera(b: _Builder, radius_range=(2.2, 2.8)) -> tuple[np.ndarray, float, float, float]:
+def _spot_and_camera(b: _Builder, radius_range=(1.8, 2.3)) -> tuple[np.ndarray, float, float, float]:
     """Object spot on the floor plan, and the frame-0 camera's radius, azimuth and height."""
     spot_xy = np.array([b.rng.uniform(-0.4, 0.4), b.rng.uniform(-0.2, 0.4)])
     radius = float(b.rng.uniform(*radius_range))
@@ -406,7 +407,7 @@ def _build_moving_support(b: _Builder) -> SceneDescription:
 def _build_low_light(b: _Builder) -> SceneDescription:
     """The object on the floor under a low, dim, warm sun (elevation 10-14 degrees): a long shadow."""
     b.build_room()
-    spot_xy, radius, azimuth, height = _spot_and_camera(b, radius_range=(2.4, 3.0))
+    spot_xy, radius, azimuth, height = _spot_and_camera(b, radius_range=(2.0, 2.5))
     contact = np.array([spot_xy[0], spot_xy[1], 0.0])
     target = _look_target(contact)
     eye0 = b.orbit_eye(target, radius, azimuth, height)

@@ -78,6 +78,11 @@ class _Placed:
     texture_top: MipTexture | None = None
     box_tile: float = 1.0
 
+    def __post_init__(self) -> None:
+        # float32 copies for the per-ray arithmetic (metre-scale scenes: ~1e-5 m precision is plenty).
+        self.R32 = self.R.astype(np.float32)
+        self.c32 = self.c.astype(np.float32)
+
     def corners(self) -> np.ndarray:
         """(4 or 8, 3) float64 world corners (for screen-space and light-space culling)."""
         if self.kind == "box":
@@ -120,6 +125,17 @@ def _place_primitives(scene: SceneDescription, frame: int) -> tuple[list[_Placed
 # ----------------------------------------------------------------------------- intersections
 
 
+def _times_matrix(vectors: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``vectors @ matrix`` for (N, 3) float32 vectors and a (3, 3) matrix, as three matrix-vector products:
+    numpy runs an (N, 3) x (3, 3) matmul about ten times slower than three (N, 3) x (3,) ones."""
+    if vectors.ndim == 1:
+        return vectors @ matrix
+    out = np.empty((vectors.shape[0], 3), np.float32)
+    for k in range(3):
+        out[:, k] = vectors @ matrix[:, k]
+    return out
+
+
 def _intersect_plane(prim: _Placed, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Ray / rectangle-plane hits.
 
@@ -130,8 +146,8 @@ def _intersect_plane(prim: _Placed, origins: np.ndarray, dirs: np.ndarray) -> tu
     Returns:
         t (N,) float32 ray parameter (inf where no hit inside the rectangle), local (N, 2) float32 (x, y).
     """
-    origin_local = (origins - prim.c) @ prim.R
-    dir_local = dirs @ prim.R
+    origin_local = _times_matrix(origins - prim.c32, prim.R32)
+    dir_local = _times_matrix(dirs, prim.R32)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = -origin_local[..., 2] / dir_local[..., 2]
     x = origin_local[..., 0] + t * dir_local[..., 0]
@@ -150,14 +166,17 @@ def _rect_uv(prim: _Placed, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _intersect_box(prim: _Placed, origins: np.ndarray, dirs: np.ndarray) -> np.ndarray:
     """Ray / box hits by the slab method (Kay & Kajiya 1986); returns t (N,) float32, inf = miss."""
-    origin_local = (origins - prim.c) @ prim.R
-    dir_local = dirs @ prim.R
+    origin_local = _times_matrix(origins - prim.c32, prim.R32)
+    dir_local = _times_matrix(dirs, prim.R32)
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = 1.0 / dir_local
         t1 = (-prim.half - origin_local) * inv
         t2 = (prim.half - origin_local) * inv
-        t_near = np.nanmax(np.minimum(t1, t2), axis=-1)
-        t_far = np.nanmin(np.maximum(t1, t2), axis=-1)
+        near = np.minimum(t1, t2)
+        far = np.maximum(t1, t2)
+        # fmax/fmin skip the NaNs of 0 * inf (a ray parallel to a slab, starting on its plane).
+        t_near = np.fmax(np.fmax(near[..., 0], near[..., 1]), near[..., 2])
+        t_far = np.fmin(np.fmin(far[..., 0], far[..., 1]), far[..., 2])
     hit = (t_near <= t_far) & (t_near > RAY_EPSILON)
     return np.where(hit, t_near, np.inf).astype(np.float32)
 
@@ -197,27 +216,25 @@ def _lod(texel_m: float, distance: np.ndarray, cos_incidence: np.ndarray, sample
 
 
 def _shade_surface(
-    prim: _Placed, origin: np.ndarray, dirs: np.ndarray, t: np.ndarray, sample_angle: float
+    prim: _Placed, origin: np.ndarray, dirs: np.ndarray, ray_length: np.ndarray, t: np.ndarray, sample_angle: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Albedo and normal at hits.
 
     Args:
-        origin: (3,) camera centre; dirs: (N, 3) float32 ray directions (camera z = 1); t: (N,) z-depth.
+        origin: (3,) camera centre; dirs: (N, 3) float32 ray directions (camera z = 1); ray_length: (N,)
+            their norms; t: (N,) z-depth.
 
     Returns:
-        points (N, 3) float64 world, normals (N, 3) float32 unit, facing the camera,
+        points (N, 3) float32 world, normals (N, 3) float32 unit, facing the camera,
         albedo (N, 4) float32 linear RGB + alpha (alpha = 1 on opaque surfaces).
     """
-    points = origin + dirs * t[:, None].astype(np.float64)
-    local = (points - prim.c) @ prim.R
-    ray_length = np.linalg.norm(dirs, axis=1)
+    points = origin.astype(np.float32) + dirs * t[:, None]
+    local = _times_matrix(points - prim.c32, prim.R32)
     if prim.kind == "box":
         ratio = np.abs(local) / prim.half
         axis = np.argmax(ratio, axis=1)
         sign = np.sign(local[np.arange(len(axis)), axis])
-        normals_local = np.zeros_like(local)
-        normals_local[np.arange(len(axis)), axis] = sign
-        normals = (normals_local @ prim.R.T).astype(np.float32)
+        normals = prim.R32.T[axis] * sign[:, None].astype(np.float32)  # column `axis` of R, signed
         albedo = np.ones((len(t), 4), np.float32)
         tile = prim.box_tile
         faces = [(2, (0, 1), prim.texture_top), (0, (1, 2), prim.texture), (1, (0, 2), prim.texture)]
@@ -227,19 +244,19 @@ def _shade_surface(
                 continue
             u = (local[sel, a] + prim.half[a]) / tile
             v = (prim.half[b] - local[sel, b]) / tile
-            cos = np.abs(np.sum(normals[sel] * dirs[sel], axis=1)) / ray_length[sel]
+            cos = np.abs(np.einsum("ij,ij->i", normals[sel], dirs[sel])) / ray_length[sel]
             texel_m = tile / texture.size[0]
             lod = _lod(texel_m, t[sel] * ray_length[sel], cos, sample_angle)
             albedo[sel, :3] = sample_texture(texture, u, v, lod, wrap=True)[:, :3]
     else:
-        normals = np.broadcast_to(prim.R[:, 2].astype(np.float32), (len(t), 3)).copy()
+        normals = np.broadcast_to(prim.R32[:, 2], (len(t), 3)).copy()
         u, v = _rect_uv(prim, local[:, :2])
-        cos = np.abs(dirs @ prim.R[:, 2].astype(np.float32)) / ray_length
+        cos = np.abs(dirs @ prim.R32[:, 2]) / ray_length
         tile_w = prim.tile[0] if prim.tile is not None else prim.x_range[1] - prim.x_range[0]
         lod = _lod(tile_w / prim.texture.size[0], t * ray_length, cos, sample_angle)
         values = sample_texture(prim.texture, u, v, lod, wrap=prim.tile is not None)
         albedo = values if values.shape[1] == 4 else np.concatenate([values, np.ones((len(t), 1), np.float32)], 1)
-    facing = np.sum(normals * dirs, axis=1) > 0
+    facing = np.einsum("ij,ij->i", normals, dirs) > 0
     normals[facing] *= -1.0
     return points, normals, albedo.astype(np.float32)
 
@@ -256,14 +273,15 @@ class _ShadowCaster:
         axis_a /= np.linalg.norm(axis_a)
         axis_b = np.cross(self.light_dir, axis_a)
         self.basis = np.stack([axis_a, axis_b, self.light_dir], axis=1)  # (3, 3) columns a, b, l
+        self.basis32 = self.basis.astype(np.float32)
+        self.light_dir32 = self.light_dir.astype(np.float32)
         self.casters = [(p, self._bounds(p)) for p in casters if p.casts_shadow]
         self.card = (card, self._bounds(card))
 
     def _bounds(self, prim: _Placed) -> np.ndarray:
         coords = prim.corners() @ self.basis
-        margin = 1e-3
-        return np.array([coords[:, 0].min() - margin, coords[:, 0].max() + margin,
-                         coords[:, 1].min() - margin, coords[:, 1].max() + margin, coords[:, 2].max() + margin])  # fmt: skip
+        low, high = coords.min(axis=0) - 1e-3, coords.max(axis=0) + 1e-3
+        return np.array([low[0], high[0], low[1], high[1], high[2]])
 
     @staticmethod
     def _candidates(coords: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -285,8 +303,8 @@ class _ShadowCaster:
             scene (N,) float32 in {0, 1}: 0 where an opaque primitive blocks the sun;
             card (N,) float32 in [0, 1]: 1 - the card's alpha where the ray crosses the card, else 1.
         """
-        origins = points + normals.astype(np.float64) * SHADOW_OFFSET
-        coords = origins @ self.basis
+        origins = points + normals * np.float32(SHADOW_OFFSET)
+        coords = _times_matrix(origins, self.basis32)
         scene = np.ones(len(points), np.float32)
         for prim, bounds in self.casters:
             if prim.index == exclude:
@@ -294,14 +312,14 @@ class _ShadowCaster:
             cand = self._candidates(coords, bounds)
             cand = cand[scene[cand] > 0]
             if cand.size:
-                t = _intersect_opaque(prim, origins[cand], self.light_dir)
+                t = _intersect_opaque(prim, origins[cand], self.light_dir32)
                 scene[cand[np.isfinite(t)]] = 0.0
         card = np.ones(len(points), np.float32)
         if with_card:
             prim, bounds = self.card
             cand = self._candidates(coords, bounds)
             if cand.size:
-                t, local = _intersect_plane(prim, origins[cand], self.light_dir)
+                t, local = _intersect_plane(prim, origins[cand], self.light_dir32)
                 hit = np.nonzero(np.isfinite(t))[0]
                 if hit.size:
                     u, v = _rect_uv(prim, local[hit])
@@ -324,8 +342,13 @@ def _encode_srgb(linear: np.ndarray) -> np.ndarray:
 
 
 def _block_mean(values: np.ndarray, height: int, width: int, ss: int) -> np.ndarray:
-    """Average (H*ss, W*ss, ...) samples into (H, W, ...) pixels."""
-    return values.reshape(height, ss, width, ss, *values.shape[2:]).mean(axis=(1, 3))
+    """Average (H*ss, W*ss) or (H*ss, W*ss, 3) float32 samples into (H, W[, 3]) pixels (a box filter;
+    cv2's INTER_AREA with an integer factor is exactly the block mean)."""
+    import cv2
+
+    if ss == 1:
+        return values.astype(np.float32)
+    return cv2.resize(values.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
 
 
 def render_frame(scene: SceneDescription, frame: int, supersample: int = 2) -> FrameRender:
@@ -336,17 +359,24 @@ def render_frame(scene: SceneDescription, frame: int, supersample: int = 2) -> F
     placed, card = _place_primitives(scene, frame)
     light = scene.light
     light_dir = np.asarray(light.direction, float)
+    light_dir32 = light_dir.astype(np.float32)
     sun = np.asarray(light.sun_rgb, np.float32)
     ambient = np.asarray(light.ambient_rgb, np.float32)
 
     # Primary rays through a regular ss x ss grid in every pixel, scaled so camera z = 1 (t = z-depth).
+    K = camera.K
     xs = (np.arange(width_ss, dtype=np.float64) + 0.5) / ss
     ys = (np.arange(height_ss, dtype=np.float64) + 0.5) / ss
-    grid_x, grid_y = np.meshgrid(xs, ys)
-    rays_cam = np.stack([grid_x, grid_y, np.ones_like(grid_x)], axis=-1) @ np.linalg.inv(camera.K).T
+    # Camera-frame ray (x_c, y_c, 1) = K^-1 (x, y, 1) (no skew), rotated to world: separable in x and y.
+    ray_x = (xs - K[0, 2] - K[0, 1] * ((ys[:, None] - K[1, 2]) / K[1, 1])) / K[0, 0]  # (Hs, Ws)
+    ray_y = np.broadcast_to(((ys - K[1, 2]) / K[1, 1])[:, None], ray_x.shape)
     world_from_cam = camera.world_from_cam
-    dirs = (rays_cam @ world_from_cam[:3, :3].T).astype(np.float32)  # (Hs, Ws, 3)
-    origin = world_from_cam[:3, 3]
+    R_wc = world_from_cam[:3, :3]
+    dirs = np.empty((height_ss, width_ss, 3), np.float32)  # (Hs, Ws, 3) world directions, camera z = 1
+    for k in range(3):
+        dirs[..., k] = R_wc[k, 0] * ray_x + R_wc[k, 1] * ray_y + R_wc[k, 2]
+    ray_length = np.linalg.norm(dirs, axis=-1)
+    origin = world_from_cam[:3, 3].astype(np.float32)
     sample_angle = 1.0 / (camera.K[0, 0] * ss)
 
     t_scene = np.full((height_ss, width_ss), np.inf, np.float32)
@@ -372,8 +402,9 @@ def render_frame(scene: SceneDescription, frame: int, supersample: int = 2) -> F
         t, _ = _intersect_plane(card, origin, region)
         hit = np.nonzero(np.isfinite(t))[0]
         if hit.size:
-            points, normals, albedo = _shade_surface(card, origin, region[hit], t[hit], sample_angle)
-            lambert = np.maximum(normals @ light_dir.astype(np.float32), 0.0)
+            lengths = ray_length[rows, cols].reshape(-1)[hit]
+            points, normals, albedo = _shade_surface(card, origin, region[hit], lengths, t[hit], sample_angle)
+            lambert = np.maximum(normals @ light_dir32, 0.0)
             lit = np.nonzero(lambert > 0)[0]
             scene_t = np.ones(len(hit), np.float32)
             if lit.size:
@@ -394,6 +425,7 @@ def render_frame(scene: SceneDescription, frame: int, supersample: int = 2) -> F
     flat_dirs = dirs.reshape(-1, 3)
     flat_ids = id_scene.reshape(-1)
     flat_t = t_scene.reshape(-1)
+    flat_length = ray_length.reshape(-1)
     without_card = np.empty((flat_ids.size, 3), np.float32)
     with_card = np.empty((flat_ids.size, 3), np.float32)
     sky = np.nonzero(flat_ids == SKY_ID)[0]
@@ -402,8 +434,10 @@ def render_frame(scene: SceneDescription, frame: int, supersample: int = 2) -> F
         sel = np.nonzero(flat_ids == prim.index)[0]
         if not sel.size:
             continue
-        points, normals, albedo = _shade_surface(prim, origin, flat_dirs[sel], flat_t[sel], sample_angle)
-        lambert = np.maximum(normals @ light_dir.astype(np.float32), 0.0)
+        points, normals, albedo = _shade_surface(
+            prim, origin, flat_dirs[sel], flat_length[sel], flat_t[sel], sample_angle
+        )
+        lambert = np.maximum(normals @ light_dir32, 0.0)
         scene_t = np.zeros(len(sel), np.float32)
         card_t = np.ones(len(sel), np.float32)
         lit = np.nonzero(lambert > 0)[0]
@@ -448,12 +482,17 @@ def _pixel_depth(t_scene: np.ndarray, id_scene: np.ndarray, height: int, width: 
     is affine in pixel coordinates, so for the symmetric sample grid it equals the depth at the pixel
     centre exactly. Mixed pixels (edges) take the nearest surface; all-sky pixels are 0.
     """
-    t = t_scene.reshape(height, ss, width, ss)
-    ids = id_scene.reshape(height, ss, width, ss)
-    same = (ids.min(axis=(1, 3)) == ids.max(axis=(1, 3))) & (ids.min(axis=(1, 3)) != SKY_ID)
+    t_samples = [t_scene[i::ss, j::ss] for i in range(ss) for j in range(ss)]  # each (H, W)
+    id_samples = [id_scene[i::ss, j::ss] for i in range(ss) for j in range(ss)]
+    same = id_samples[0] != SKY_ID
+    inverse_sum = np.zeros((height, width), np.float32)
+    nearest = t_samples[0].copy()
     with np.errstate(divide="ignore"):
-        harmonic = 1.0 / np.mean(1.0 / t, axis=(1, 3))
-    nearest = t.min(axis=(1, 3))
+        for t, ids in zip(t_samples, id_samples, strict=True):
+            same &= ids == id_samples[0]
+            inverse_sum += 1.0 / t
+            np.minimum(nearest, t, out=nearest)
+        harmonic = len(t_samples) / inverse_sum
     depth = np.where(same, harmonic, nearest)
     depth[~np.isfinite(depth)] = 0.0
     return depth.astype(np.float32)

@@ -130,7 +130,7 @@ def sample_texture(texture: MipTexture, u: np.ndarray, v: np.ndarray, lod: np.nd
     lower = np.floor(lod).astype(np.int32)
     weight_upper = (lod - lower).astype(np.float32)[:, None]
     out = np.empty((u.shape[0], texture.channels), np.float32)
-    for level in np.unique(lower):
+    for level in np.flatnonzero(np.bincount(lower, minlength=n_levels)):
         sel = np.nonzero(lower == level)[0]
         fine = _bilinear(texture.levels[level], u[sel], v[sel], wrap)
         if level + 1 < n_levels:
@@ -141,31 +141,38 @@ def sample_texture(texture: MipTexture, u: np.ndarray, v: np.ndarray, lod: np.nd
     return out
 
 
+_REMAP_COLUMNS = 16384
+"""cv2.remap needs map sides below 32767; lookups are laid out in rows of this many samples."""
+
+
 def _bilinear(image: np.ndarray, u: np.ndarray, v: np.ndarray, wrap: bool) -> np.ndarray:
-    """Bilinear lookup of an (h, w, C) image at (N,) u, v in [0, 1] units (texel centres at +0.5)."""
+    """Bilinear lookup of an (h, w, C) float32 image at (N,) u, v in [0, 1] units (texel centres at +0.5).
+
+    Runs on cv2.remap (fixed-point weights of 1/32 texel, multi-threaded); tiled coordinates are first
+    wrapped into [0, 1) so the map stays small.
+    """
+    import cv2
+
     h, w, c = image.shape
-    x = u.astype(np.float32) * w - 0.5
-    y = v.astype(np.float32) * h - 0.5
-    x0f = np.floor(x)
-    y0f = np.floor(y)
-    fx = (x - x0f)[:, None]
-    fy = (y - y0f)[:, None]
-    x0 = x0f.astype(np.int64)
-    y0 = y0f.astype(np.int64)
+    n = u.shape[0]
+    if n == 0:
+        return np.zeros((0, c), np.float32)
+    u = u.astype(np.float32)
+    v = v.astype(np.float32)
     if wrap:
-        x0 %= w
-        y0 %= h
-        x1 = (x0 + 1) % w
-        y1 = (y0 + 1) % h
-    else:
-        x1 = np.clip(x0 + 1, 0, w - 1)
-        y1 = np.clip(y0 + 1, 0, h - 1)
-        x0 = np.clip(x0, 0, w - 1)
-        y0 = np.clip(y0, 0, h - 1)
-    flat = image.reshape(-1, c)
-    top = flat[y0 * w + x0] * (1.0 - fx) + flat[y0 * w + x1] * fx
-    bottom = flat[y1 * w + x0] * (1.0 - fx) + flat[y1 * w + x1] * fx
-    return top * (1.0 - fy) + bottom * fy
+        u = u - np.floor(u)
+        v = v - np.floor(v)
+    rows = -(-n // _REMAP_COLUMNS)
+    map_x = np.zeros(rows * _REMAP_COLUMNS, np.float32)
+    map_y = np.zeros(rows * _REMAP_COLUMNS, np.float32)
+    map_x[:n] = u * w - 0.5
+    map_y[:n] = v * h - 0.5
+    shape = (rows, _REMAP_COLUMNS) if rows > 1 else (1, n)
+    map_x = map_x[: shape[0] * shape[1]].reshape(shape)
+    map_y = map_y[: shape[0] * shape[1]].reshape(shape)
+    border = cv2.BORDER_WRAP if wrap else cv2.BORDER_REPLICATE
+    out = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=border)
+    return out.reshape(-1, c)[:n]
 
 
 def cutout_card_texture(rng: np.random.Generator, texels_wide: int = 192) -> tuple[np.ndarray, str, str, float]:
@@ -199,7 +206,7 @@ def cutout_card_texture(rng: np.random.Generator, texels_wide: int = 192) -> tup
         # Antialiased alpha: area-resample the binary silhouette (supersampled 4x), then blur a texel.
         alpha = cv2.resize(horse.astype(np.float32), (texels_wide, h), interpolation=cv2.INTER_AREA)
     else:
-        aspect = float(rng.uniform(1.5, 2.2) if shape_name == "vase" else rng.uniform(2.4, 3.0))
+        aspect = float(rng.uniform(1.3, 1.8) if shape_name == "vase" else rng.uniform(2.0, 2.5))
         h = round(texels_wide * aspect)
         ys = (np.arange(h) + 0.5) / h  # 0 at the top, 1 at the bottom
         t = 1.0 - ys  # height fraction above the base

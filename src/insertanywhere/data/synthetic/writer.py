@@ -21,7 +21,14 @@ from insertanywhere.progress import Progress, null_progress
 FULLY_OCCLUDED_BELOW = 0.01
 """visible_fraction under which a frame counts as fully occluded."""
 PARTLY_OCCLUDED_BELOW = 0.98
-DEFAULT_SUPERSAMPLE = 2
+SMALL_FRAME_PIXELS = 320 * 192
+"""Frames up to this many pixels get 4x4 rays per pixel (cheap there, and edges of a 15-pixel-wide object
+matter); larger frames get 2x2."""
+
+
+def default_supersample(width: int, height: int) -> int:
+    """Rays per pixel side: 4 for small frames, 2 for large ones (see SMALL_FRAME_PIXELS)."""
+    return 4 if width * height <= SMALL_FRAME_PIXELS else 2
 
 
 class SynthError(InputError):
@@ -51,16 +58,18 @@ def render_scene_to_folder(
     width: int | None = None,
     height: int | None = None,
     overwrite: bool = False,
-    supersample: int = DEFAULT_SUPERSAMPLE,
+    supersample: int | None = None,
     progress: Progress = null_progress,
 ) -> Path:
     """Render synthetic scene ``family`` with ``seed`` into folder ``out`` and return its resolved path.
 
     The folder is written whole or not at all: frames go to a temporary sibling folder that replaces
     ``out`` at the end. ``out`` follows ``prepare_output_dir``: a non-empty folder not made by this tool
-    is refused unless ``overwrite``.
+    is refused unless ``overwrite``. ``supersample`` (rays per pixel side) defaults to
+    ``default_supersample(width, height)``.
     """
     w, h, t = resolve_size(family, small, n_frames, width, height)
+    supersample = supersample or default_supersample(w, h)
     final = prepare_output_dir(out, overwrite=overwrite)
     scene = build_scene(family, seed, w, h, t)
     with atomic_dir(final) as tmp:
@@ -69,9 +78,7 @@ def render_scene_to_folder(
     return final
 
 
-def write_scene(
-    scene: SceneDescription, folder: Path, supersample: int = DEFAULT_SUPERSAMPLE, progress: Progress = null_progress
-) -> None:
+def write_scene(scene: SceneDescription, folder: Path, supersample: int, progress: Progress = null_progress) -> None:
     """Render every frame of ``scene`` and write the contract's files into the existing ``folder``."""
     gt = folder / "gt"
     for name in ("masks", "alpha", "shadow", "depth", "dynamic"):
