@@ -117,8 +117,9 @@ class StickerBackend:
         (request.out / "report.json").write_text('{"backend": "sticker"}\n')
         return {"backend": "sticker"}
 
-    def preview(self, request: InsertRequest, frame_indices: list[int]) -> dict[int, np.ndarray]:
+    def preview(self, request: InsertRequest, frame_indices: list[int], progress: Any) -> dict[int, np.ndarray]:
         self.previews.append(list(frame_indices))
+        progress("preview", 0, len(frame_indices))
         frames, _ = read_video(request.video)
         rgba = self._rgba(request)
         return {i: paste_object(frames[i], rgba, request.placement.box)[0] for i in frame_indices}

@@ -196,6 +196,7 @@ def test_preview_composites_the_placement_frame_first(tmp_path: Path, clip_path:
     frames = response.json()["frames"]
     assert [f["index"] for f in frames] == backend.previews[0] and frames[0]["index"] == 1 and len(frames) == 4
     assert all(f["image"].startswith("data:image/jpeg;base64,") for f in frames)
+    assert client.get("/api/preview/status").json() == {"busy": False, "stage": "", "done": 0, "total": 0}
     bad_box = insert_body(video["video_id"], obj["object_id"])
     bad_box["placement"]["box"] = [30, 20, 500, 56]
     response = client.post("/api/preview", json=bad_box, headers=HEADERS)

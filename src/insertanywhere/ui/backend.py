@@ -55,8 +55,10 @@ class InsertBackend(Protocol):
     def run(self, request: InsertRequest, progress: Progress) -> dict[str, Any]:
         """Write the output folder of ``request.out``; return report.json's content (may be empty)."""
 
-    def preview(self, request: InsertRequest, frame_indices: list[int]) -> dict[int, np.ndarray]:
-        """Quick composites: frame index -> (H, W, 3) uint8 RGB at the video's full size."""
+    def preview(self, request: InsertRequest, frame_indices: list[int], progress: Progress) -> dict[int, np.ndarray]:
+        """Quick composites: frame index -> (H, W, 3) uint8 RGB at the video's full size.
+
+        ``progress`` reports the stages (the first preview of a video builds its scene)."""
 
 
 class PipelineBackend:
@@ -99,6 +101,6 @@ class PipelineBackend:
         result = pipeline.run_insert(self._config(request), progress=progress)
         return dict(getattr(result, "report", None) or {})
 
-    def preview(self, request: InsertRequest, frame_indices: list[int]) -> dict[int, np.ndarray]:
+    def preview(self, request: InsertRequest, frame_indices: list[int], progress: Progress) -> dict[int, np.ndarray]:
         pipeline = self._pipeline()
-        return dict(pipeline.preview_frames(self._config(request), list(frame_indices)))
+        return dict(pipeline.preview_frames(self._config(request), list(frame_indices), progress=progress))

@@ -58,12 +58,25 @@ class PreviewService:
         self.backend = backend
         self.max_width = max_width
         self._lock = threading.Lock()
+        self._status: dict[str, object] = {"busy": False, "stage": "", "done": 0, "total": 0}
+
+    @property
+    def status(self) -> dict[str, object]:
+        """``{"busy", "stage", "done", "total"}`` of the preview computing now (the page polls it)."""
+        return dict(self._status)
+
+    def _progress(self, stage: str, done: int, total: int) -> None:
+        self._status = {"busy": True, "stage": stage, "done": int(done), "total": int(total)}
 
     def render(self, request: InsertRequest, frame_indices: list[int]) -> list[dict[str, object]]:
         """Composite ``frame_indices``; return ``[{"index": i, "image": data_uri}]`` in the given order."""
         mark_output_dir(request.out)
         with self._lock:
-            frames = self.backend.preview(request, frame_indices)
+            self._status = {"busy": True, "stage": "", "done": 0, "total": 0}
+            try:
+                frames = self.backend.preview(request, frame_indices, self._progress)
+            finally:
+                self._status = {"busy": False, "stage": "", "done": 0, "total": 0}
         return [
             {"index": index, "image": encode_jpeg_data_uri(np.asarray(frames[index]), self.max_width)}
             for index in frame_indices

@@ -18,6 +18,7 @@ GET      /api/objects/{id}/thumb?yaw_deg=0           thumbnail PNG (a mesh is dr
 GET      /api/library                                cases and files under WORKDIR/library
 POST     /api/library/open  {"path": "demo"}         bring a library case/file in -> video/object/placement
 POST     /api/preview  {insert body, frames?}        composites of a few frames (data URIs)
+GET      /api/preview/status                         stage of the preview computing now
 POST     /api/runs  {insert body}                    queue an insertion -> run state
 GET      /api/runs, /api/runs/{id}                   run states with progress and result files
 POST     /api/runs/{id}/cancel                       stop a run at its next progress report
@@ -414,6 +415,10 @@ def create_app(
             log.exception("preview failed")
             return JSONResponse({"error": f"the preview failed: {err.__class__.__name__}: {err}"}, status_code=500)
         return {"frames": frames, "seconds": round(time.perf_counter() - start, 3)}
+
+    @app.get("/api/preview/status")
+    async def preview_status() -> dict[str, Any]:
+        return previews.status
 
     @app.post("/api/runs")
     async def start_run(body: InsertBody) -> dict[str, Any]:

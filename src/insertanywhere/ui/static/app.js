@@ -513,6 +513,7 @@ async function requestPreview() {
   const strip = $("preview-strip");
   strip.classList.add("busy");
   $("preview-status").textContent = "compositing… (the first preview builds the 4D scene and takes longer)";
+  const statusTimer = setInterval(pollPreviewStatus, 800);
   try {
     const result = await api("/api/preview", { method: "POST", json: insertBody() });
     if (seq === state.preview.seq) renderPreview(result);
@@ -520,9 +521,22 @@ async function requestPreview() {
     $("preview-status").textContent = "preview failed";
     showPreviewNote(err.message);
   } finally {
+    clearInterval(statusTimer);
     strip.classList.remove("busy");
     state.preview.inFlight = false;
     if (state.preview.pending) requestPreview();
+  }
+}
+
+async function pollPreviewStatus() {
+  try {
+    const status = await api("/api/preview/status");
+    if (status.busy && status.stage && state.preview.inFlight) {
+      const count = status.total > 0 ? ` ${status.done} / ${status.total}` : "";
+      $("preview-status").textContent = `compositing… ${status.stage}${count}`;
+    }
+  } catch (err) {
+    // the preview request itself reports failures
   }
 }
 
