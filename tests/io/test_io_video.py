@@ -357,3 +357,43 @@ def test_reencode_keeps_count_and_rate(clip: Path, tmp_path: Path) -> None:
             writer.write(frame)
     info = probe_video(out)
     assert (info.n_frames, info.fps) == (reader.info.n_frames, reader.info.fps)
+
+
+# ----------------------------------------------------------------------------- the shared real clips
+
+DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+# (width, height, frames, fps) from ../shared/data/SOURCES.md
+SHARED_VIDEOS = {
+    "videos/cups_table_static.mp4": (1280, 720, 100, 29.97),
+    "videos/coffee_table_static.mp4": (1280, 720, 100, 29.97),
+    "videos/dog_walkway_static.mp4": (1280, 720, 100, 29.97),
+    "videos/juggle_lawn_static.mp4": (1280, 720, 100, 24.0),
+    "videos/bedroom_kids_handheld.mp4": (960, 540, 100, 30.0),
+    "videos/apple_counter_orbit.mp4": (1296, 720, 50, 10.0),
+    "videos/cafe_lady_handheld.mp4": (854, 480, 65, 30.0),
+    "videos/bear_rocks_pan.mp4": (854, 480, 82, 30.0),
+    "videos/paraglider_hill_pan.mp4": (854, 480, 80, 30.0),
+    "sequences_gt/7scenes_redkitchen_table/video_10fps.mp4": (640, 480, 100, 10.0),
+}
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="shared test data absent")
+@pytest.mark.parametrize("name", sorted(SHARED_VIDEOS))
+def test_shared_clips_probe_as_documented(name: str) -> None:
+    info = probe_video(DATA / name)
+    width, height, n_frames, fps = SHARED_VIDEOS[name]
+    assert (info.width, info.height, info.n_frames) == (width, height, n_frames)
+    assert float(info.fps) == pytest.approx(fps, abs=0.01)
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="shared test data absent")
+def test_shared_clip_packet_count_equals_decoded_count() -> None:
+    reader = VideoReader(DATA / "videos/cafe_lady_handheld.mp4", accurate_color=False)
+    assert sum(1 for _ in reader) == reader.info.n_frames == 65
+
+
+@pytest.mark.skipif(not (DATA / "sequences_gt").is_dir(), reason="shared test data absent")
+def test_shared_jpeg_folder_reads_as_a_clip() -> None:
+    reader = VideoReader(DATA / "sequences_gt/7scenes_redkitchen_table/rgb", folder_fps=10)
+    assert (reader.info.width, reader.info.height, reader.info.n_frames) == (640, 480, 100)
+    assert reader.read_frames([99]).shape == (1, 480, 640, 3)

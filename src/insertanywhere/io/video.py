@@ -383,10 +383,8 @@ class VideoReader:
         """Yield (H, W, 3) uint8 RGB frames in display orientation, in order, one at a time."""
         self.frames_decoded = 0
         if self._image_files is not None:
-            for file in self._image_files:
-                image = _read_image(file)
-                if image.shape[:2] != (self.info.height, self.info.width):  # the file changed since probing
-                    raise InputError(f"{file}: size {image.shape[1]}x{image.shape[0]} differs from the first image")
+            for index in range(len(self._image_files)):
+                image = self._read_folder_frame(index)
                 self.frames_decoded += 1
                 yield image
             return
@@ -398,6 +396,14 @@ class VideoReader:
                 f"{self.path}: decoded only {self.frames_decoded} of the {self.info.n_frames} frames its packets "
                 "promised; re-encode it first (ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4)"
             )
+
+    def _read_folder_frame(self, index: int) -> np.ndarray:
+        assert self._image_files is not None
+        file = self._image_files[index]
+        image = _read_image(file)
+        if image.shape[:2] != (self.info.height, self.info.width):  # the file changed since probing
+            raise InputError(f"{file}: size {image.shape[1]}x{image.shape[0]} differs from the first image")
+        return image
 
     def _to_rgb(self, frame) -> np.ndarray:  # frame: av.VideoFrame
         """(H, W, 3) uint8 RGB by the frame's own colour matrix and range tags."""
@@ -428,6 +434,8 @@ class VideoReader:
         bad = [i for i in wanted if not 0 <= i < self.info.n_frames]
         if bad:
             raise InputError(f"{self.path}: frame index {bad[0]} is out of range 0..{self.info.n_frames - 1}")
+        if self._image_files is not None:  # a folder is random access already
+            return np.stack([self._read_folder_frame(i) for i in wanted])
         needed = set(wanted)
         last = max(needed)
         kept: dict[int, np.ndarray] = {}
