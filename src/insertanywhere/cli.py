@@ -36,7 +36,7 @@ def _root(
 
 @app.command()
 def synth(
-    out: Annotated[Path, typer.Argument(help="Folder to write the scene into.")],
+    out: Annotated[Path | None, typer.Argument(help="Folder to write the scene into.")] = None,
     scene: Annotated[str, typer.Option("--scene", help="Scene family (see --list).")] = "static",
     seed: Annotated[int, typer.Option(help="Random seed; the same seed renders the same scene.")] = 0,
     small: Annotated[bool, typer.Option("--small", help="About 160x96, 9 frames: renders in seconds.")] = False,
@@ -44,13 +44,24 @@ def synth(
     width: Annotated[int | None, typer.Option(help="Frame width (default 832, or 160 with --small).")] = None,
     height: Annotated[int | None, typer.Option(help="Frame height (default 480, or 96 with --small).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty folder not made by this tool.")] = False,
+    list_families: Annotated[bool, typer.Option("--list", help="List the scene families and exit.")] = False,
 ) -> None:
     """Render a synthetic ground-truth scene (background video, object, placement and GT)."""
-    from insertanywhere.data.synthetic import render_scene_to_folder
+    from insertanywhere.data.synthetic import FAMILIES, render_scene_to_folder
+    from insertanywhere.progress import rich_progress
 
-    folder = render_scene_to_folder(
-        out, family=scene, seed=seed, small=small, n_frames=frames, width=width, height=height, overwrite=overwrite
-    )
+    if list_families:
+        for spec in FAMILIES.values():
+            width_default, height_default, frames_default = spec.default_size
+            typer.echo(f"{spec.name:<16} {width_default}x{height_default}x{frames_default}  {spec.description}")
+        return
+    if out is None:
+        raise UserError("give the folder to write the scene into: insertanywhere synth OUT --scene FAMILY")
+    with rich_progress() as progress:
+        folder = render_scene_to_folder(
+            out, family=scene, seed=seed, small=small, n_frames=frames, width=width, height=height,
+            overwrite=overwrite, progress=progress,
+        )  # fmt: skip
     typer.echo(f"scene written to {folder}")
 
 
