@@ -272,25 +272,29 @@ class VideoReader:
             fps = Fraction(rate) if rate else DEFAULT_FOLDER_FPS
             header_frames = int(stream.frames or 0)
             n_packets = 0
+            discarded = 0
             suspicious = ""
             first_frame = None
             try:
                 for packet in container.demux(stream):
                     if packet.size == 0:  # the flush packet PyAV appends at the end
                         continue
-                    n_packets += 1
                     if packet.is_corrupt:
                         suspicious = "a corrupt packet"
                     if first_frame is None:  # decode only until the first frame shows its size and orientation
                         try:
-                            for frame in packet.decode():
+                            for frame in packet.decode():  # a discarded packet decodes to nothing
                                 first_frame = frame
                                 break
                         except av.error.FFmpegError:
                             suspicious = "a packet that does not decode"
+                    if packet.is_discard:  # cut by an MP4 edit list: decoded for references, never shown
+                        discarded += 1
+                    else:
+                        n_packets += 1
             except av.error.FFmpegError as err:
                 suspicious = f"a demuxing error ({err.__class__.__name__})"
-            if header_frames and header_frames != n_packets and not suspicious:
+            if header_frames and header_frames != n_packets + discarded and not suspicious:
                 suspicious = f"an index of {header_frames} frames but {n_packets} packets"
             if first_frame is None and n_packets:
                 first_frame = self._first_frame_after_flush(container, stream)
