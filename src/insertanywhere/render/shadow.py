@@ -117,12 +117,23 @@ def render_shadow(
     scale = float(np.cbrt(abs(np.linalg.det(pose[:3, :3]))))
     object_height = max(mesh.height * scale, 1e-9)
 
+    # Combine as independent occluders: the light left is the product of what each leaves.
+    matte = np.zeros((height, width), np.float32)
     contact = _contact_shadow(mesh, camera, pose, support, object_height, width, height, config)
-    matte = config.contact_opacity * contact
+    if contact is not None:
+        _combine(matte, contact, config.contact_opacity)
     if config.cast and light.strength > 0 and light.direction_world @ support.normal_world > _MIN_LIGHT_ELEVATION_SIN:
         cast = _cast_shadow(mesh, camera, pose, support, light, width, height, config)
-        matte = 1.0 - (1.0 - matte) * (1.0 - light.strength * cast)
-    return np.clip(matte, 0.0, 1.0).astype(np.float32)
+        if cast is not None:
+            _combine(matte, cast, light.strength)
+    return matte
+
+
+def _combine(matte: np.ndarray, patch: Patch, opacity: float) -> None:
+    """In place: ``matte = 1 - (1 - matte) * (1 - opacity * patch)`` over the patch's box, clipped to [0, 1]."""
+    values, (x0, y0, x1, y1) = patch
+    region = matte[y0:y1, x0:x1]
+    region[...] = np.clip(1.0 - (1.0 - region) * (1.0 - opacity * values), 0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- cast shadow
@@ -137,8 +148,8 @@ def _cast_shadow(
     width: int,
     height: int,
     config: ShadowConfig,
-) -> np.ndarray:
-    """(H, W) float32 cast-shadow coverage in [0, 1] with its distance-dependent penumbra."""
+) -> Patch | None:
+    """The cast-shadow coverage in [0, 1] with its distance-dependent penumbra, or None if not in view."""
     if mesh.is_card:
         far_toward_light = pose[:3, 3] + 1e6 * light.direction_world
         pose = pose @ yaw_about_up(facing_yaw(pose, far_toward_light))
@@ -147,11 +158,11 @@ def _cast_shadow(
     shadow_world = support.project_along(vertices_world, light.direction_world)
     rasterised, pixels_per_unit = _rasterize_on_plane(mesh, camera, shadow_world, occluder_height, width, height)
     if rasterised is None:
-        return np.zeros((height, width), np.float32)
+        return None
     coverage_box, occluder_height_box, box = rasterised
     # Penumbra sigma: softness * h in scene units, times fx / depth of the shadow point in pixels.
     sigma_px = np.minimum(light.softness * occluder_height_box * pixels_per_unit, config.max_blur_px)
-    return _paste_blurred(coverage_box, sigma_px, box, width, height, config.max_blur_px)
+    return _blurred_patch(coverage_box, sigma_px, box, width, height, config.max_blur_px)
 
 
 def _rasterize_on_plane(
@@ -212,26 +223,31 @@ def _margin_box(
     return max(x0 - margin, 0), max(y0 - margin, 0), min(x1 + margin, width), min(y1 + margin, height)
 
 
-def _paste_blurred(
+Patch = tuple[np.ndarray, tuple[int, int, int, int]]
+"""A (h, w) float32 matte and its (x0, y0, x1, y1) box in the frame (exclusive end)."""
+
+
+def _blurred_patch(
     coverage_box: np.ndarray,
     sigma_px: np.ndarray,
     box: tuple[int, int, int, int],
     width: int,
     height: int,
     max_blur_px: float,
-) -> np.ndarray:
-    """Blur a box of coverage with a per-pixel sigma and paste it into a full (H, W) float32 frame.
+) -> Patch:
+    """Blur a box of coverage with a per-pixel sigma; the box grows by 3 sigma so the blur can spread.
 
-    The box is padded by 3 sigma first so the blur can spread beyond the hard shadow.
+    Returns the blurred patch clipped to the frame.
     """
     x0, y0, x1, y1 = box
     pad = math.ceil(3.0 * min(float(sigma_px.max(initial=0.0)), max_blur_px)) + 2
     padded = np.pad(coverage_box, pad)
     sigma_padded = np.pad(sigma_px * (coverage_box > 0), pad)
-    blurred = variable_blur(padded, sigma_padded, coverage_weight=np.pad(coverage_box, pad))
-    full = np.zeros((height + 2 * pad, width + 2 * pad), np.float32)
-    full[y0 : y1 + 2 * pad, x0 : x1 + 2 * pad] = blurred
-    return full[pad : pad + height, pad : pad + width]
+    blurred = variable_blur(padded, sigma_padded, coverage_weight=padded)
+    # Padded box in frame coordinates, then clipped to the frame.
+    px0, py0, px1, py1 = x0 - pad, y0 - pad, x1 + pad, y1 + pad
+    cx0, cy0, cx1, cy1 = max(px0, 0), max(py0, 0), min(px1, width), min(py1, height)
+    return blurred[cy0 - py0 : cy1 - py0, cx0 - px0 : cx1 - px0], (cx0, cy0, cx1, cy1)
 
 
 def variable_blur(image: np.ndarray, sigma_px: np.ndarray, coverage_weight: np.ndarray) -> np.ndarray:
@@ -250,24 +266,41 @@ def variable_blur(image: np.ndarray, sigma_px: np.ndarray, coverage_weight: np.n
     Returns:
         (h, w) float32.
     """
-    import cv2
-
     max_sigma = float(sigma_px.max(initial=0.0))
     sigmas = [0.5]
     while sigmas[-1] < max_sigma:
         sigmas.append(sigmas[-1] * 2.0)
     widest = sigmas[-1]
-    weight_blur = cv2.GaussianBlur(coverage_weight.astype(np.float32), (0, 0), widest)
-    sigma_blur = cv2.GaussianBlur((sigma_px * coverage_weight).astype(np.float32), (0, 0), widest)
+    weight_blur = gaussian_blur(coverage_weight, widest)
+    sigma_blur = gaussian_blur(sigma_px * coverage_weight, widest)
     sigma_field = np.where(weight_blur > 1e-6, sigma_blur / np.maximum(weight_blur, 1e-6), sigmas[0])
     sigma_field = np.where(coverage_weight > 0, np.maximum(sigma_px, sigmas[0]), sigma_field)
-    levels = np.stack([cv2.GaussianBlur(image.astype(np.float32), (0, 0), s) for s in sigmas])
-    position = np.clip(np.log2(np.maximum(sigma_field, sigmas[0]) / sigmas[0]), 0, len(sigmas) - 1)
-    lower = np.floor(position).astype(np.int64)
-    upper = np.minimum(lower + 1, len(sigmas) - 1)
-    fraction = (position - lower).astype(np.float32)
-    rows, cols = np.indices(image.shape)
-    return (1.0 - fraction) * levels[lower, rows, cols] + fraction * levels[upper, rows, cols]
+    levels = [gaussian_blur(image, s) for s in sigmas]
+    position = np.clip(np.log2(np.maximum(sigma_field, sigmas[0]) / sigmas[0]), 0, len(sigmas) - 1).astype(np.float32)
+    result = np.zeros(image.shape, np.float32)
+    for k, level in enumerate(levels):  # linear interpolation between the two nearest levels (hat weights)
+        weight = np.maximum(1.0 - np.abs(position - k), 0.0)
+        result += weight * level
+    return result
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a (h, w) image; wide blurs run on a downsampled copy (a shadow has no fine detail there).
+
+    For sigma > 2 px the image is shrunk by a power of two f <= sigma / 2 (area averaging), blurred by
+    ``sqrt(sigma^2 - (f/2)^2) / f`` (the box prefilter already adds about f/2), and enlarged back bilinearly.
+    """
+    import cv2
+
+    image = np.asarray(image, np.float32)
+    if sigma <= 2.0 or min(image.shape) < 16:
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+    factor = 2 ** math.floor(math.log2(sigma / 2.0))
+    h, w = image.shape
+    small = cv2.resize(image, (max(w // factor, 1), max(h // factor, 1)), interpolation=cv2.INTER_AREA)
+    small_sigma = math.sqrt(max(sigma**2 - (factor / 2.0) ** 2, 0.25)) / factor
+    small = cv2.GaussianBlur(small, (0, 0), small_sigma)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 # ----------------------------------------------------------------------------- contact shadow
@@ -282,8 +315,8 @@ def _contact_shadow(
     width: int,
     height: int,
     config: ShadowConfig,
-) -> np.ndarray:
-    """(H, W) float32 ambient-occlusion contact shadow in [0, 1]."""
+) -> Patch | None:
+    """The ambient-occlusion contact shadow in [0, 1], or None if not in view."""
     reach = config.contact_height * object_height  # h0, scene units
     if mesh.is_card:
         footprint_mesh, footprint_world, weight = _card_footprint(mesh, pose, support)
@@ -295,13 +328,13 @@ def _contact_shadow(
         footprint_world = vertices_world - heights[:, None] * support.normal_world[None, :]
         weight = np.exp(-heights / reach)
     if len(footprint_mesh.faces) == 0:
-        return np.zeros((height, width), np.float32)
+        return None
     rasterised, pixels_per_unit = _rasterize_on_plane(footprint_mesh, camera, footprint_world, weight, width, height)
     if rasterised is None:
-        return np.zeros((height, width), np.float32)
+        return None
     coverage, weight_box, box = rasterised
     sigma_px = np.minimum(reach * pixels_per_unit, 64.0)
-    return _paste_blurred(coverage * weight_box.astype(np.float32), sigma_px, box, width, height, 64.0)
+    return _blurred_patch(coverage * weight_box.astype(np.float32), sigma_px, box, width, height, 64.0)
 
 
 def _card_footprint(
