@@ -7,7 +7,7 @@ The matte is the share of light the object takes away from each pixel of the sup
   object's low parts are dropped vertically onto the support plane and weighted by
   ``exp(-height / h0)`` with ``h0`` a tenth of the object's height, then blurred by about ``h0``
   in pixels. A card has no footprint of its own, so it gets an ellipse as wide as the picture and
-  a quarter as deep.
+  half as deep.
 * Cast shadow: every vertex X goes along the light direction l (toward the light) onto the plane
   ``n . (X - p) = 0``: ``X' = X - (n . (X - p)) / (n . l) * l`` (a planar projected shadow, Blinn 1988,
   "Me and my (fake) shadow"). The flattened triangles are rasterised in the camera with their texture
