@@ -340,7 +340,7 @@ def _contact_shadow(
 def _card_footprint(
     mesh: TexturedMesh, pose: np.ndarray, support: SupportPlane, n_sides: int = 24
 ) -> tuple[TexturedMesh, np.ndarray, np.ndarray]:
-    """An elliptic fan on the support under a card: as wide as the card, a quarter as deep.
+    """An elliptic fan on the support under a card: as wide as the card, half as deep.
 
     Returns the fan as a TexturedMesh (object frame), its vertices on the plane (V, 3) world, and (V,) weights 1.
     """
