@@ -53,10 +53,10 @@ def test_verbose_shows_the_traceback_and_keeps_exit_2(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
 
 
-def test_missing_argument_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    assert _main(monkeypatch, "synth") == 2
+def test_unknown_option_is_a_usage_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    assert _main(monkeypatch, "synth", "--no-such-option") == 2
     err = capsys.readouterr().err
-    assert "Missing argument" in err and "Traceback" not in err
+    assert "No such option" in err and "Traceback" not in err
 
 
 def test_bad_option_value_is_a_usage_error(
