@@ -51,6 +51,7 @@ def test_reencode_1080p_600_frames_under_1_5_gb(tmp_path: Path) -> None:
     subprocess.run([*run, "600"], check=True, timeout=1800, env=env)
     result = subprocess.run([*run, "0"], check=True, timeout=1800, env=env, capture_output=True, text=True)
     measured = json.loads(result.stdout.strip().splitlines()[-1])
+    print(f"\n1080p x 600 decode + re-encode: {measured}")  # the figure docs/io.md refers to (pytest -s)
     assert measured["frames"] == 600
     assert measured["peak_rss_mb"] < 1536, measured
     # The peak must not scale with the clip: a whole 1080p clip in memory would be 600 * 6.2 MB = 3.7 GB.
