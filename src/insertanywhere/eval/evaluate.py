@@ -15,6 +15,7 @@ skipped with a note, so the command never downloads unless asked to.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -165,6 +166,18 @@ def _reference_rgba(reference: Path | None, out: Path, n_frames: int, notes: lis
     return best
 
 
+def _background_psnr(out: Path, video: Path, input_video: Path, n_frames: int) -> float | None:
+    """Mean PSNR of the output against the input away from the predicted object and shadow."""
+    shadows = iter_mattes(out / "shadow", n_frames) if (out / "shadow").is_dir() else itertools.repeat(None)
+    values = []
+    for output, input_frame, mask, shadow in zip(
+        _frames(video), _frames(input_video), iter_masks(out / "masks", n_frames), shadows, strict=False
+    ):
+        frame = gt_metrics.GtFrame(output, input_frame, np.zeros_like(mask), None, input_frame, mask, shadow)
+        values.append(gt_metrics.psnr(output, input_frame, gt_metrics.background_region(frame)))
+    return gt_metrics.finite_mean(values)
+
+
 def _check_output(out: Path) -> tuple[Path, int]:
     video = out / "inserted.mp4"
     if not video.is_file():
@@ -269,17 +282,7 @@ def evaluate_output(
 
     # 3. background preserved against the input (no GT needed)
     if input_video is not None:
-        shadows = iter_mattes(out / "shadow", n_frames) if (out / "shadow").is_dir() else None
-        frames_iter = gt_metrics.iter_gt_frames(
-            _frames(video),
-            _frames(input_video),
-            (np.zeros((info.height, info.width), bool) for _ in range(n_frames)),
-            input_frames=_frames(input_video),
-            predicted_masks=iter_masks(out / "masks", n_frames),
-            predicted_shadows=shadows,
-        )
-        values = [gt_metrics.psnr(f.output, f.input_frame, gt_metrics.background_region(f)) for f in frames_iter]
-        result["background"] = {"psnr_background": gt_metrics.finite_mean(values)}
+        result["background"] = {"psnr_background": _background_psnr(out, video, input_video, n_frames)}
     progress("eval", 3, stages)
 
     # 4. temporal warping error (flow on the input when present)
