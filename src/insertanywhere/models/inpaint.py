@@ -64,7 +64,7 @@ def load_inpaint_pipeline(
     """
     torch = require("torch", "diffusion")
     diffusers = require("diffusers", "diffusion")
-    from insertanywhere.models.wan_vace import torch_dtype
+    from insertanywhere.models.wan_vace import dtype_kwargs, torch_dtype
 
     class_name = _pipeline_class_name(model)
     if class_name is not None and class_name not in INPAINT_PIPELINE_CLASSES:
@@ -75,7 +75,7 @@ def load_inpaint_pipeline(
     pipeline_class = getattr(diffusers, class_name) if class_name else diffusers.AutoPipelineForInpainting
     try:
         pipeline = pipeline_class.from_pretrained(
-            source, torch_dtype=torch_dtype(dtype), local_files_only=local_files_only
+            source, **dtype_kwargs(torch_dtype(dtype)), local_files_only=local_files_only
         )
     except OSError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -143,6 +143,14 @@ def torch_dtype(name: str | torch.dtype) -> torch.dtype:
     return table[name]
 
 
+def dtype_kwargs(dtype: torch.dtype) -> dict[str, Any]:
+    """``from_pretrained``'s dtype keyword: ``dtype`` from diffusers 0.42 (``torch_dtype`` is deprecated there)."""
+    import diffusers
+
+    major, minor = (int(part) for part in diffusers.__version__.split(".")[:2])
+    return {"dtype": dtype} if (major, minor) >= (0, 42) else {"torch_dtype": dtype}
+
+
 def resolve_device(device: str | None, allow_cpu: bool) -> str:
     """The torch device to run on: ``device`` when given, else ``cuda`` (or ``mps``) when present.
 
@@ -214,11 +222,11 @@ def load_wan_vace_pipeline(
         vae = diffusers.AutoencoderKLWan.from_pretrained(
             source,
             subfolder="vae",
-            torch_dtype=torch.float32 if vae_fp32 else compute_dtype,
+            **dtype_kwargs(torch.float32 if vae_fp32 else compute_dtype),
             local_files_only=local_files_only,
         )
         pipeline = diffusers.WanVACEPipeline.from_pretrained(
-            source, vae=vae, torch_dtype=compute_dtype, local_files_only=local_files_only
+            source, vae=vae, **dtype_kwargs(compute_dtype), local_files_only=local_files_only
         )
     except OSError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
