@@ -143,6 +143,20 @@ def test_orientation_helpers_on_hand_cases() -> None:
     np.testing.assert_array_equal(apply_orientation(image, (-1, 0, 0, -1)), np.rot90(image, 2))
 
 
+def test_cover_art_stream_is_skipped() -> None:
+    # Muxers here drop or reorder cover-art streams, so the choice is checked on stand-in streams.
+    from types import SimpleNamespace
+
+    from insertanywhere.io.video import _main_video_stream
+
+    cover = SimpleNamespace(disposition=av.stream.Disposition.attached_pic, name="cover")
+    clip = SimpleNamespace(disposition=av.stream.Disposition.default, name="clip")
+    container = SimpleNamespace(streams=SimpleNamespace(video=[cover, clip]))
+    assert _main_video_stream(container).name == "clip"
+    container.streams.video = [cover]
+    assert _main_video_stream(container).name == "cover"  # nothing better: use what there is
+
+
 # ----------------------------------------------------------------------------- bad inputs
 
 

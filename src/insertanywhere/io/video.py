@@ -168,6 +168,17 @@ def _frame_orientation(frame: object) -> Orientation:
     return IDENTITY_ORIENTATION
 
 
+def _main_video_stream(container):  # -> av.VideoStream
+    """The clip's video stream: the first that is not cover art or a still thumbnail (MKV/MP4 attachments)."""
+    import av
+
+    still = av.stream.Disposition.attached_pic | av.stream.Disposition.timed_thumbnails
+    for stream in container.streams.video:
+        if not stream.disposition & still:
+            return stream
+    return container.streams.video[0]
+
+
 def _looks_like_mp4_without_index(path: Path) -> bool:
     """True for an ISO-BMFF file (starts with an ``ftyp`` box) - a reason to mention a missing moov atom."""
     try:
@@ -267,7 +278,7 @@ class VideoReader:
 
         container = self._open()
         try:
-            stream = container.streams.video[0]
+            stream = _main_video_stream(container)
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             fps = Fraction(rate) if rate else DEFAULT_FOLDER_FPS
             header_frames = int(stream.frames or 0)
@@ -353,7 +364,7 @@ class VideoReader:
 
         container = self._open()
         try:
-            stream = container.streams.video[0]
+            stream = _main_video_stream(container)
             stream.thread_type = "AUTO"
             emitted = 0
             bad_packets = 0
