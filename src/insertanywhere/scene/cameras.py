@@ -146,7 +146,7 @@ def select_motion_model(tracks: Tracks, config: CameraConfig) -> tuple[CameraMod
     max_displacement = max(displacements) if displacements else 0.0
     if max_displacement < config.static_px:
         return "static", {
-            "reason": f"median track displacement <= {max_displacement:.2f} px (< {config.static_px}) over {gap} frames",
+            "reason": f"median track motion <= {max_displacement:.2f} px (< {config.static_px}) over {gap} frames",
             "max_median_displacement_px": max_displacement,
         }
     # Rotation vs general on pairs spread over the clip, each as wide as the shared tracks allow.

@@ -77,7 +77,7 @@ def hysteresis_masks(scores: np.ndarray, config: ResidualConfig) -> np.ndarray:
     cleaned = np.zeros_like(masks)
     for t, mask in enumerate(masks):
         closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
-        n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
         keep = np.nonzero(stats[:, cv2.CC_STAT_AREA] >= min_area)[0]
         keep = keep[keep > 0]
         cleaned[t] = np.isin(labels, keep)

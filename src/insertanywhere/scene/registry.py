@@ -31,8 +31,8 @@ def make_depth_prior(config: ReconstructConfig) -> DepthPrior:
     if config.depth == "depth-anything-v2":
         from insertanywhere.models.depth_anything import DepthAnythingPrior, load_depth_anything
 
-        model, processor = load_depth_anything(config.model_path, device=config.device)
-        return DepthAnythingPrior(model, processor, device=config.device)
+        model, settings = load_depth_anything(config.model_path, device=config.device)
+        return DepthAnythingPrior(model, settings, device=config.device)
     raise ValueError(f"{config.depth} has no depth prior")
 
 
