@@ -78,3 +78,24 @@ def test_faces_behind_the_near_plane_are_dropped() -> None:
     vertices = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     visibility = rasterize(vertices, np.array([1.0, -1.0, 1.0]), np.array([[0, 1, 2]]), 10, 10)
     assert visibility.sample_index.size == 0
+
+
+def test_pixel_resolve_matches_the_reference_samples() -> None:
+    from insertanywhere.render.rasterize import rasterize_pixels
+
+    rng = np.random.default_rng(7)
+    width, height, s = 12, 9, 2
+    vertices_px = rng.uniform([-2, -2], [width + 2, height + 2], size=(24, 2))
+    depth = rng.uniform(1.0, 4.0, size=24)
+    faces = np.arange(24).reshape(8, 3)
+    pixels = rasterize_pixels(vertices_px, depth, faces, width, height, supersample=s)
+    samples = rasterize_reference(vertices_px * s, depth, faces, width * s, height * s)
+    covered = samples.covered.reshape(height, s, width, s)
+    expected_coverage = covered.mean(axis=(1, 3)).ravel()
+    expected_depth = samples.dense_depth().reshape(height, s, width, s).min(axis=(1, 3)).ravel()
+    got_coverage = np.zeros(width * height)
+    got_coverage[pixels.pixel_index] = pixels.coverage
+    np.testing.assert_allclose(got_coverage, expected_coverage)
+    np.testing.assert_allclose(pixels.depth, expected_depth[pixels.pixel_index], rtol=1e-6)
+    np.testing.assert_allclose(pixels.bary.sum(axis=1), 1.0)
+    assert (pixels.bary >= 0).all()

@@ -18,7 +18,7 @@ import numpy as np
 from insertanywhere.conventions import Camera
 from insertanywhere.render.light import Light
 from insertanywhere.render.mesh import TexturedMesh, render_pose
-from insertanywhere.render.rasterize import VisibilityBuffer, rasterize
+from insertanywhere.render.rasterize import rasterize_pixels
 
 # The display gamma used to shade in (approximately) linear light: shading a straight sRGB colour c by a
 # linear factor s is c * s**(1/2.2) under a pure power law, which also commutes with premultiplication.
@@ -146,30 +146,28 @@ def render_mesh(
     supersample: int = 2,
     light: Light | None = None,
 ) -> ObjectLayer:
-    """The general path of ``render_object``: rasterise the screen box supersampled, shade, box-filter."""
+    """The general path of ``render_object``: multisampled coverage, one shading per pixel (MSAA)."""
     layer = ObjectLayer.empty(width, height)
     box = screen_box(projected.pixels, projected.vertices_cam[:, 2], width, height)
     if box is None:
         return layer
     x0, y0, x1, y1 = box
-    s = int(supersample)
-    grid_w, grid_h = (x1 - x0) * s, (y1 - y0) * s
-    vertices_grid = (projected.pixels - np.array([x0, y0], np.float64)) * s
-    visibility = rasterize(vertices_grid, projected.vertices_cam[:, 2], mesh.faces, grid_w, grid_h)
-    if len(visibility.sample_index) == 0:
+    vertices_px = projected.pixels - np.array([x0, y0], np.float64)
+    visibility = rasterize_pixels(
+        vertices_px, projected.vertices_cam[:, 2], mesh.faces, x1 - x0, y1 - y0, supersample=supersample
+    )
+    if len(visibility.pixel_index) == 0:
         return layer
-    sample_rgba = shade_samples(mesh, visibility, vertices_grid, projected, camera, light, box, s)
-    premultiplied = np.zeros((grid_h * grid_w, 4), np.float32)
-    premultiplied[visibility.sample_index] = sample_rgba
-    sample_depth = np.full(grid_h * grid_w, np.inf, np.float32)
-    drawn = sample_rgba[:, 3] > 0
-    sample_depth[visibility.sample_index[drawn]] = visibility.depth[drawn]
-
-    # Box filter s x s samples -> 1 pixel: coverage-weighted (premultiplied) average.
-    h, w = y1 - y0, x1 - x0
-    pixel_rgba = premultiplied.reshape(h, s, w, s, 4).mean(axis=(1, 3))
-    pixel_depth = sample_depth.reshape(h, s, w, s).min(axis=(1, 3))
-    _write_box(layer, box, pixel_rgba, pixel_depth)
+    rows, cols = np.divmod(visibility.pixel_index, x1 - x0)
+    centres = np.stack([x0 + cols + 0.5, y0 + rows + 0.5], axis=1)
+    rgba = shade_points(mesh, visibility.face_index, visibility.bary, centres, vertices_px, projected, camera, light)
+    rgba *= visibility.coverage[:, None]
+    n = (y1 - y0) * (x1 - x0)
+    pixel_rgba = np.zeros((n, 4), np.float32)
+    pixel_rgba[visibility.pixel_index] = rgba
+    pixel_depth = np.full(n, np.inf, np.float32)
+    pixel_depth[visibility.pixel_index] = visibility.depth
+    _write_box(layer, box, pixel_rgba.reshape(y1 - y0, x1 - x0, 4), pixel_depth.reshape(y1 - y0, x1 - x0))
     return layer
 
 
@@ -238,67 +236,74 @@ def _write_box(
         layer.bbox = (x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1)
 
 
-def shade_samples(
+def shade_points(
     mesh: TexturedMesh,
-    visibility: VisibilityBuffer,
-    vertices_grid: np.ndarray,
+    face_index: np.ndarray,
+    bary: np.ndarray,
+    points_px: np.ndarray,
+    vertices_px: np.ndarray,
     projected: ProjectedMesh,
     camera: Camera,
     light: Light | None,
-    box: tuple[int, int, int, int],
-    supersample: int,
 ) -> np.ndarray:
-    """Premultiplied RGBA of every covered sample.
+    """Premultiplied RGBA of N surface points (one per pixel).
 
     Args:
-        mesh, visibility, projected, camera, light: see ``render_object``.
-        vertices_grid: (V, 2) float64 vertex positions in grid coordinates.
-        box: the pixel box the grid covers; supersample: samples per pixel per axis.
+        mesh, projected, camera, light: see ``render_object``.
+        face_index: (N,) int64 face of each point; bary: (N, 3) float64 perspective-correct barycentrics.
+        points_px: (N, 2) float64 image pixel position ``(x, y)`` of each point (for view rays).
+        vertices_px: (V, 2) float64 projected vertices in the same pixel units as the shading footprint
+            (any origin), for the texture's level of detail.
 
     Returns:
-        (N, 4) float32 premultiplied sRGB-encoded RGBA in [0, 1], one row per ``visibility.sample_index``.
+        (N, 4) float32 premultiplied sRGB-encoded RGBA in [0, 1].
     """
-    corner_ids = mesh.faces[visibility.face_index]  # (N, 3)
+    corner_ids = mesh.faces[face_index]  # (N, 3)
     if mesh.texture is not None and mesh.uv is not None:
-        rgba = _sample_texture(mesh, visibility, vertices_grid)
+        rgba = sample_texture(mesh, face_index, bary, vertices_px)
     else:
         assert mesh.vertex_colors is not None
         colors = mesh.vertex_colors.astype(np.float32) / 255.0
-        rgba = _interpolate(visibility.bary.astype(np.float32), colors[corner_ids])
+        rgba = _interpolate(bary.astype(np.float32), colors[corner_ids])
         rgba[:, :3] *= rgba[:, 3:4]
     if not mesh.is_card:
-        shade = _lambert(mesh, projected, camera, light, visibility, corner_ids, box, supersample)
+        shade = _lambert(mesh, projected, camera, light, bary, corner_ids, points_px)
         rgba[:, :3] *= (shade ** (1.0 / _GAMMA)).astype(np.float32)[:, None]
     return rgba
 
 
-def _sample_texture(mesh: TexturedMesh, visibility: VisibilityBuffer, vertices_grid: np.ndarray) -> np.ndarray:
-    """(N, 4) float32 premultiplied texture colour at the covered samples (bilinear, mip level per face).
+def sample_texture(mesh: TexturedMesh, face_index: np.ndarray, bary: np.ndarray, vertices_px: np.ndarray) -> np.ndarray:
+    """(N, 4) float32 premultiplied texture colour at N surface points (bilinear, mip level per face).
 
-    The mip level of a face is ``0.5 * log2(texel area / sample area)`` of that face (the standard
-    isotropic LOD, as in OpenGL's ``textureLod``), rounded; each level present is sampled with one cv2.remap
-    over a (1, n) strip of sample coordinates.
+    The mip level of a face is ``0.5 * log2(texel area / pixel area)`` of that face (the standard
+    isotropic LOD, as in OpenGL's ``textureLod``), rounded; each level present is sampled with one
+    cv2.remap over the points laid out in rows.
+
+    Args:
+        mesh: a mesh with uv and texture.
+        face_index: (N,) int64; bary: (N, 3) float64 perspective-correct barycentrics.
+        vertices_px: (V, 2) float64 projected vertices in pixels (one shading footprint = one unit square).
     """
     import cv2
 
     assert mesh.uv is not None
     pyramid = mesh.texture_pyramid()
     th, tw = pyramid[0].shape[:2]
-    uv = _interpolate(visibility.bary, mesh.uv[mesh.faces[visibility.face_index]])
+    uv = _interpolate(bary, mesh.uv[mesh.faces[face_index]])
 
     tri_uv = mesh.uv[mesh.faces] * np.array([tw, th])
-    tri_xy = vertices_grid[mesh.faces]
+    tri_xy = vertices_px[mesh.faces]
     texel_area = np.abs(_cross2(tri_uv[:, 1] - tri_uv[:, 0], tri_uv[:, 2] - tri_uv[:, 0]))
-    sample_area = np.abs(_cross2(tri_xy[:, 1] - tri_xy[:, 0], tri_xy[:, 2] - tri_xy[:, 0]))
-    lod = 0.5 * np.log2(np.maximum(texel_area, 1e-12) / np.maximum(sample_area, 1e-12))
+    pixel_area = np.abs(_cross2(tri_xy[:, 1] - tri_xy[:, 0], tri_xy[:, 2] - tri_xy[:, 0]))
+    lod = 0.5 * np.log2(np.maximum(texel_area, 1e-12) / np.maximum(pixel_area, 1e-12))
     face_level = np.clip(np.rint(lod), 0, len(pyramid) - 1).astype(np.int64)
-    sample_level = face_level[visibility.face_index]
+    point_level = face_level[face_index]
 
     result = np.empty((len(uv), 4), np.float32)
-    for level in np.unique(sample_level):
+    for level in np.unique(point_level):
         texture = pyramid[level]
         lh, lw = texture.shape[:2]
-        pick = np.flatnonzero(sample_level == level)
+        pick = np.flatnonzero(point_level == level)
         # u right, v up (image top row is v = 1); texel centres at +0.5.
         map_x = (uv[pick, 0] * lw - 0.5).astype(np.float32)
         map_y = ((1.0 - uv[pick, 1]) * lh - 0.5).astype(np.float32)
@@ -308,7 +313,7 @@ def _sample_texture(mesh: TexturedMesh, visibility: VisibilityBuffer, vertices_g
             border = cv2.BORDER_WRAP  # glTF's default sampler repeats
             map_x = np.mod(map_x + 0.5, lw) - 0.5
             map_y = np.mod(map_y + 0.5, lh) - 0.5
-        # cv2.remap wants maps under 32767 per side: lay the samples out in rows of 4096.
+        # cv2.remap wants maps under 32767 per side: lay the points out in rows of 4096.
         n = len(pick)
         cols = 4096
         rows = -(-n // cols)
@@ -343,12 +348,11 @@ def _lambert(
     projected: ProjectedMesh,
     camera: Camera,
     light: Light | None,
-    visibility: VisibilityBuffer,
+    bary: np.ndarray,
     corner_ids: np.ndarray,
-    box: tuple[int, int, int, int],
-    supersample: int,
+    points_px: np.ndarray,
 ) -> np.ndarray:
-    """(N,) float64 linear shading factor ``(1 - k) + k * max(0, n . l)`` of the covered samples (Lambert + ambient).
+    """(N,) float64 linear shading factor ``(1 - k) + k * max(0, n . l)`` of N points (Lambert + ambient).
 
     Works in the camera frame. Normals are the interpolated vertex normals, turned to face the camera
     (meshes are drawn double-sided, so the inside of an open mesh is lit like its outside).
@@ -360,16 +364,14 @@ def _lambert(
         light = Light(cam_from_world.T @ toward_light_cam, strength=0.5, source="default")
     cam_from_object = cam_from_world @ projected.world_from_object[:3, :3]
     normal_matrix = np.linalg.inv(cam_from_object).T  # normals transform by the inverse transpose
-    normals_cam = _apply_linear(normal_matrix, _interpolate(visibility.bary, mesh.vertex_normals()[corner_ids]))
+    normals_cam = _apply_linear(normal_matrix, _interpolate(bary, mesh.vertex_normals()[corner_ids]))
 
-    # Flip normals that face away from the camera (view ray through each sample in the camera frame).
-    rows, cols = np.divmod(visibility.sample_index, visibility.shape[1])
-    pixels = np.stack([box[0] + (cols + 0.5) / supersample, box[1] + (rows + 0.5) / supersample, np.ones(len(rows))], 1)
-    rays_cam = _apply_linear(np.linalg.inv(camera.K), pixels)
+    # Flip normals that face away from the camera (view ray through each point in the camera frame).
+    homogeneous = np.concatenate([points_px, np.ones((len(points_px), 1))], axis=1)
+    rays_cam = _apply_linear(np.linalg.inv(camera.K), homogeneous)
     facing_away = np.einsum("nc,nc->n", normals_cam, rays_cam) > 0
     light_cam = cam_from_world @ light.direction_world
     n_dot_l = np.einsum("nc,c->n", normals_cam, light_cam)
-    n_dot_l = np.where(facing_away, -n_dot_l, n_dot_l) / np.sqrt(
-        np.einsum("nc,nc->n", normals_cam, normals_cam) + 1e-24
-    )
+    normal_length = np.sqrt(np.einsum("nc,nc->n", normals_cam, normals_cam) + 1e-24)
+    n_dot_l = np.where(facing_away, -n_dot_l, n_dot_l) / normal_length
     return (1.0 - light.strength) + light.strength * np.clip(n_dot_l, 0.0, None)

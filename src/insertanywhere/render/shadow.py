@@ -28,10 +28,10 @@ import numpy as np
 
 from insertanywhere.conventions import Camera
 from insertanywhere.errors import InputError
-from insertanywhere.render.layer import _apply_linear, _sample_texture, screen_box
+from insertanywhere.render.layer import _apply_linear, sample_texture, screen_box
 from insertanywhere.render.light import Light
 from insertanywhere.render.mesh import TexturedMesh, facing_yaw, yaw_about_up
-from insertanywhere.render.rasterize import rasterize
+from insertanywhere.render.rasterize import rasterize_pixels
 
 _MIN_LIGHT_ELEVATION_SIN = math.sin(math.radians(4.0))  # grazing light: the shadow would run to infinity
 
@@ -193,23 +193,23 @@ def _rasterize_on_plane(
     if box is None:
         return None, np.zeros(0)
     x0, y0, x1, y1 = box
-    grid = pixels - np.array([x0, y0], np.float64)
-    visibility = rasterize(grid, depth, mesh.faces, x1 - x0, y1 - y0)
-    if len(visibility.sample_index) == 0:
+    region_px = pixels - np.array([x0, y0], np.float64)
+    visibility = rasterize_pixels(region_px, depth, mesh.faces, x1 - x0, y1 - y0, supersample=1)
+    if len(visibility.pixel_index) == 0:
         return None, np.zeros(0)
     if mesh.is_card and mesh.texture is not None and mesh.uv is not None:
-        sample_alpha = _sample_texture(mesh, visibility, grid)[:, 3]
+        point_alpha = sample_texture(mesh, visibility.face_index, visibility.bary, region_px)[:, 3]
     else:
-        sample_alpha = np.ones(len(visibility.sample_index), np.float32)
+        point_alpha = np.ones(len(visibility.pixel_index), np.float32)
     corners = mesh.faces[visibility.face_index]
-    sample_attribute = (visibility.bary * vertex_attribute[corners]).sum(axis=1)
+    point_attribute = (visibility.bary * vertex_attribute[corners]).sum(axis=1)
     n = (y1 - y0) * (x1 - x0)
     coverage = np.zeros(n, np.float32)
-    coverage[visibility.sample_index] = sample_alpha
+    coverage[visibility.pixel_index] = point_alpha
     attribute = np.zeros(n)
-    attribute[visibility.sample_index] = sample_attribute
+    attribute[visibility.pixel_index] = point_attribute
     pixels_per_unit = np.zeros(n)
-    pixels_per_unit[visibility.sample_index] = camera.K[0, 0] / visibility.depth
+    pixels_per_unit[visibility.pixel_index] = camera.K[0, 0] / visibility.depth
     shape = (y1 - y0, x1 - x0)
     return (coverage.reshape(shape), attribute.reshape(shape), box), pixels_per_unit.reshape(shape)
 
