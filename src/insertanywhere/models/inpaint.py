@@ -46,6 +46,22 @@ def _pipeline_class_name(model: str) -> str | None:
     return None  # let AutoPipelineForInpainting read the hub config
 
 
+# Peak GPU memory (GiB) with model CPU offload, bf16: the largest component plus activations at about 1 MP.
+# FLUX.1 Fill: 11.9 B-parameter transformer (22 GiB) + ~2 GiB; SDXL: 2.6 B UNet (4.8 GiB) + ~2 GiB (the T5-XXL / CLIP
+# text encoders run before and leave the device).
+INPAINT_MEMORY_GIB = {"FluxFillPipeline": 24.0, "FluxInpaintPipeline": 24.0, "StableDiffusionXLInpaintPipeline": 7.0}
+
+
+def estimate_inpaint_memory_line(model: str) -> str:
+    """One line on the GPU memory the first-frame inpainting model needs (model CPU offload, bf16)."""
+    try:
+        class_name = _pipeline_class_name(model)
+    except InputError:
+        class_name = None
+    gib = INPAINT_MEMORY_GIB.get(class_name or "", 7.0 if "xl" in model.lower() else 24.0)
+    return f"first-frame inpainting model {model}: about {gib:.0f} GiB of GPU memory (model CPU offload, bf16)"
+
+
 def load_inpaint_pipeline(
     model: str, dtype: str = "bf16", device: str = "cuda", offload: str = "model", local_files_only: bool = False
 ) -> Any:

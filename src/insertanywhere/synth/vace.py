@@ -222,8 +222,17 @@ def make_anchor(
         strength=config.anchor_strength,
     )
     if anchor_pipeline is None:
-        del pipeline  # free the image model before the video model runs
+        _release(pipeline)  # free the image model before the video model loads
     return paste_back(source_frame, painted, alpha)
+
+
+def _release(pipeline: Any) -> None:
+    """Drop a pipeline's offload hooks and cached accelerator memory (the caller drops its last reference)."""
+    torch = require("torch", "diffusion")
+    if hasattr(pipeline, "remove_all_hooks"):
+        pipeline.remove_all_hooks()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _window_conditions(
@@ -308,15 +317,21 @@ def synthesize_vace(
             config.model, gen_height, gen_width, frames_per_window, config.dtype, config.offload, config.vae_tiling
         )
         notify(estimate.line(config.model, gen_height, gen_width, frames_per_window, config.offload))
+        if config.anchor_model is not None and anchor_pipeline is None:
+            from insertanywhere.models.inpaint import estimate_inpaint_memory_line
+
+            notify(estimate_inpaint_memory_line(config.anchor_model))
         _warn_if_short_of_memory(device, estimate.total_gib, notify)
     else:
         device = str(pipeline._execution_device)
     prompt = default_prompt(config)
 
+    progress("vace anchor", 0, 1)
     anchor = make_anchor(
         source_frames[0], control_frames[0], region[0], alpha[0], config, prompt, device, anchor_pipeline
     )
 
+    progress("vace anchor", 1, 1)
     own_pipeline = pipeline is None
     if own_pipeline:
         pipeline = load_wan_vace_pipeline(
