@@ -12,7 +12,7 @@ pytest.importorskip("diffusers")
 
 from insertanywhere.errors import InputError, UserError  # noqa: E402
 from insertanywhere.models.wan_vace import tiny_wan_vace_pipeline  # noqa: E402
-from insertanywhere.synth.vace import VaceConfig, default_prompt, synthesize_vace  # noqa: E402
+from insertanywhere.synth.vace import VaceConfig, default_prompt, preflight_vace, synthesize_vace  # noqa: E402
 from insertanywhere.synth.vace_region import generation_region, reference_on_white  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -170,6 +170,11 @@ def test_cpu_only_machine_is_refused_without_allow_cpu(monkeypatch: pytest.Monke
     with pytest.raises(UserError, match="needs a GPU"):
         synthesize_vace(**tiny_clip(n_frames=5), config=tiny_config(model="/nonexistent"), notify=notices.append)
     assert notices == []  # refused before estimating or loading anything
+    with pytest.raises(UserError, match="needs a GPU"):
+        preflight_vace(tiny_config())
+    assert preflight_vace(tiny_config(allow_cpu=True)) == "cpu"
+    with pytest.raises(UserError, match="--offload"):
+        preflight_vace(tiny_config(offload="disk", allow_cpu=True))
 
 
 def test_bad_inputs_are_input_errors(pipeline: Any) -> None:

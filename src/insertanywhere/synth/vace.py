@@ -161,6 +161,22 @@ def _stderr_line(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def preflight_vace(config: VaceConfig) -> str:
+    """Check the settings and the machine before any expensive stage runs; returns the torch device to use.
+
+    Call it where the user's options enter (the CLI, the start of ``run_insert``), so a CPU-only machine or a bad
+    ``--lora``/``--offload`` fails in the first second, not after the reconstruction.
+
+    Raises:
+        UserError: a bad setting, or no GPU without ``allow_cpu``.
+        MissingDependencyError: the ``diffusion`` extra (torch, diffusers, transformers) is missing.
+    """
+    config.validate()
+    require("diffusers", "diffusion")
+    require("transformers", "diffusion")
+    return resolve_device(config.device, config.allow_cpu)
+
+
 def _check_inputs(
     source_frames: np.ndarray,
     control_frames: np.ndarray,
