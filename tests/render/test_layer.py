@@ -123,3 +123,28 @@ def test_real_objects_render(name: str) -> None:
     assert np.isfinite(layer.color).all() and layer.color.min() >= 0 and layer.color.max() <= 1
     assert (layer.alpha > 0.5).sum() > 200
     assert np.isfinite(layer.depth[layer.alpha > 0]).all()
+
+
+@pytest.mark.parametrize("flip_winding", [False, True])
+def test_back_face_culling_does_not_change_a_closed_mesh(flip_winding: bool) -> None:
+    from insertanywhere.render.mesh import TexturedMesh
+
+    # A closed octahedron, wound inward as listed; reversed to wind outward (counter-clockwise from outside).
+    vertices = np.array([[1, 1, 0], [-1, 1, 0], [0, 1, 1], [0, 1, -1], [0, 0, 0], [0, 2, 0]], np.float64)
+    faces = np.array([[0, 2, 5], [2, 1, 5], [1, 3, 5], [3, 0, 5], [2, 0, 4], [1, 2, 4], [3, 1, 4], [0, 3, 4]])
+    if not flip_winding:
+        faces = faces[:, ::-1].copy()
+    colors = np.random.default_rng(0).integers(0, 256, (6, 4), dtype=np.uint8)
+    colors[:, 3] = 255
+    closed = TexturedMesh(vertices, faces, vertex_colors=colors)
+    assert closed.closed_orientation() == (-1 if flip_winding else 1)
+    open_copy = TexturedMesh(vertices, faces, vertex_colors=colors)
+    open_copy._orientation = 0  # force drawing every face
+    camera = camera_at_origin()
+    pose = upright_pose((0.2, 0.8, 5.0), 0.8)
+    pose[:3, :3] = pose[:3, :3] @ np.array([[0.8, 0.0, 0.6], [0.0, 1.0, 0.0], [-0.6, 0.0, 0.8]])
+    culled = render_object(closed, camera, pose, W, H)
+    full = render_object(open_copy, camera, pose, W, H)
+    assert culled.alpha.sum() > 100
+    np.testing.assert_allclose(culled.alpha, full.alpha, atol=1e-6)
+    np.testing.assert_allclose(culled.color, full.color, atol=1e-5)

@@ -45,6 +45,7 @@ class TexturedMesh:
     facing: Facing = "fixed"
     _texture_pyramid: list[np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
     _vertex_normals: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _orientation: int | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def height(self) -> float:
@@ -63,6 +64,16 @@ class TexturedMesh:
             self._vertex_normals = normals / np.maximum(length, 1e-12)
         return self._vertex_normals
 
+    def closed_orientation(self) -> int:
+        """+1 for a closed, consistently wound mesh facing outward (counter-clockwise seen from outside, glTF's
+        rule), -1 for one wound inward, 0 for an open or inconsistent one (whose back faces may be seen).
+
+        Vertices are merged by position first (texture seams duplicate them).
+        """
+        if self._orientation is None:
+            self._orientation = _closed_orientation(self.vertices, self.faces)
+        return self._orientation
+
     def texture_pyramid(self) -> list[np.ndarray]:
         """Mip levels of the texture, *premultiplied* float32 RGBA in [0, 1], level 0 = full size.
 
@@ -79,6 +90,29 @@ class TexturedMesh:
                 levels.append(cv2.pyrDown(levels[-1]))
             self._texture_pyramid = levels
         return self._texture_pyramid
+
+
+def _closed_orientation(vertices: np.ndarray, faces: np.ndarray) -> int:
+    """See ``TexturedMesh.closed_orientation``."""
+    extent = float(np.ptp(vertices, axis=0).max()) or 1.0
+    quantised = np.round(vertices / (extent * 1e-7)).astype(np.int64)
+    _, merged = np.unique(quantised, axis=0, return_inverse=True)
+    merged = merged.ravel()
+    tri = merged[faces]
+    tri = tri[(tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 2] != tri[:, 0])]
+    if len(tri) < 4:
+        return 0
+    n = int(merged.max()) + 1
+    forward = np.concatenate([tri[:, 0] * n + tri[:, 1], tri[:, 1] * n + tri[:, 2], tri[:, 2] * n + tri[:, 0]])
+    backward = np.concatenate([tri[:, 1] * n + tri[:, 0], tri[:, 2] * n + tri[:, 1], tri[:, 0] * n + tri[:, 2]])
+    forward.sort()
+    backward.sort()
+    # Closed and consistent: every directed edge is used once, and its reverse exactly once.
+    if np.any(forward[1:] == forward[:-1]) or not np.array_equal(forward, backward):
+        return 0
+    corners = vertices[faces]
+    signed_volume = float(np.einsum("fc,fc->f", corners[:, 0], np.cross(corners[:, 1], corners[:, 2])).sum()) / 6.0
+    return 1 if signed_volume > 0 else -1
 
 
 def card_mesh(rgba: np.ndarray, facing: Facing = "fixed") -> TexturedMesh:

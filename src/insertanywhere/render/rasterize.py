@@ -9,10 +9,9 @@ does not depend on how expensive the material is.
 Fast path (``rasterize``): vectorised scan conversion. For every (triangle, sample row) pair the
 inside span is solved from the three barycentric half-planes, the spans are expanded into flat
 fragment arrays (chunked to bound memory), 1/z is evaluated from its screen-affine plane, and the
-z-test is one
-``np.minimum.at`` on 64-bit keys ``(float32 depth bits << 32) | face index``: positive IEEE floats
-order like their bit patterns, so the smallest key is the nearest fragment (ties go to the lower
-face index, deterministically).
+z-test is one ``np.minimum.at`` on 64-bit keys ``(0xFFFFFFFF - float32 bits of 1/z) << 32 | face index``:
+positive IEEE floats order like their bit patterns, so the smallest key is the nearest fragment (the
+largest 1/z; ties go to the lower face index, deterministically).
 """
 
 from __future__ import annotations
@@ -154,7 +153,7 @@ def rasterize_pixels(
     covered_samples = (keys != _EMPTY_KEY).reshape(height, s, width, s).sum(axis=(1, 3)).ravel()
     pixel_index = np.flatnonzero(pixel_keys != _EMPTY_KEY)
     winners = (pixel_keys[pixel_index] & np.uint64(0xFFFFFFFF)).astype(np.int64)
-    depth = pixel_keys[pixel_index] >> np.uint64(32)
+    depth = _key_depth(pixel_keys[pixel_index])
     planes = planes_by_face[winners]
     cx = ((pixel_index % width) + 0.5)[:, None] * s  # pixel centre in grid coordinates
     cy = ((pixel_index // width) + 0.5)[:, None] * s
@@ -167,7 +166,7 @@ def rasterize_pixels(
         pixel_index,
         winners,
         world_bary,
-        depth.astype(np.uint32).view(np.float32).astype(np.float64),
+        depth,
         (covered_samples[pixel_index] / float(s * s)).astype(np.float32),
     )
 
@@ -274,16 +273,28 @@ def _splat_chunk(
     first = np.ceil(lo - 0.5 - _SPAN_EPS).astype(np.int64)
     last = np.floor(hi - 0.5 + _SPAN_EPS).astype(np.int64)
     counts = np.where(empty, 0, np.maximum(last - first + 1, 0))
-    local_face = np.repeat(row_face, counts)
-    sample_x = np.repeat(first, counts) + np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    sample_y = np.repeat(row_y, counts)
-    # 1/z is affine in screen space: sum_k lambda_k(x, y) / z_k.
+    total = int(counts.sum())
+    # Fragment k of the chunk lies at x = row_offset[row] + k on its row (one arange for all rows).
+    row_offset = first - (np.cumsum(counts) - counts)
+    fragment = np.arange(total)
+    # 1/z is affine in screen space: sum_k lambda_k(x, y) / z_k; along a row, inv_z = slope * x + intercept.
     inv_plane = np.einsum("fkc,fk->fc", planes, inv_depth)
-    p = inv_plane[local_face]
-    depth = 1.0 / (p[:, 0] * (sample_x + 0.5) + p[:, 1] * (sample_y + 0.5) + p[:, 2])
-    depth_bits = depth.astype(np.float32).view(np.uint32).astype(np.uint64)
-    fragment_keys = (depth_bits << np.uint64(32)) | face_ids[local_face].astype(np.uint64)
-    np.minimum.at(keys, sample_y * grid_w + sample_x, fragment_keys)
+    slope = inv_plane[row_face, 0]
+    intercept = slope * (row_offset + 0.5) + inv_plane[row_face, 1] * cy + inv_plane[row_face, 2]
+    inv_z = np.repeat(slope, counts) * fragment + np.repeat(intercept, counts)
+    # The nearest fragment has the largest 1/z: invert its float32 bits so that smaller keys are nearer.
+    near_bits = np.uint32(0xFFFFFFFF) - inv_z.astype(np.float32).view(np.uint32)
+    fragment_keys = (near_bits.astype(np.uint64) << np.uint64(32)) | np.repeat(
+        face_ids[row_face].astype(np.uint64), counts
+    )
+    flat = fragment + np.repeat(row_offset + row_y * grid_w, counts)
+    np.minimum.at(keys, flat, fragment_keys)
+
+
+def _key_depth(keys: np.ndarray) -> np.ndarray:
+    """Camera z (float64) encoded in z-buffer keys (see ``_splat_chunk``)."""
+    inv_z_bits = np.uint32(0xFFFFFFFF) - (keys >> np.uint64(32)).astype(np.uint32)
+    return 1.0 / inv_z_bits.view(np.float32).astype(np.float64)
 
 
 def _resolve(
@@ -322,7 +333,8 @@ def rasterize_reference(
     """
     face_index = np.full((grid_h, grid_w), -1, dtype=np.int64)
     bary = np.zeros((grid_h, grid_w, 3))
-    depth = np.full((grid_h, grid_w), np.inf, dtype=np.float32)
+    depth = np.full((grid_h, grid_w), np.inf)
+    nearest = np.zeros((grid_h, grid_w), dtype=np.float32)
     for f, (i0, i1, i2) in enumerate(np.asarray(faces)):
         z = np.array([vertex_depth[i0], vertex_depth[i1], vertex_depth[i2]], dtype=np.float64)
         if np.any(z <= near):
@@ -341,9 +353,10 @@ def rasterize_reference(
                     continue
                 weights = lam / z
                 sample_depth = 1.0 / weights.sum()
-                key_depth = np.float32(sample_depth)
-                if key_depth < depth[j, i] or (key_depth == depth[j, i] and f < face_index[j, i]):
-                    depth[j, i] = key_depth
+                key_inv_depth = np.float32(weights.sum())  # the z-test compares float32 1/z, as the fast path
+                if key_inv_depth > nearest[j, i] or (key_inv_depth == nearest[j, i] and f < face_index[j, i]):
+                    nearest[j, i] = key_inv_depth
+                    depth[j, i] = sample_depth
                     face_index[j, i] = f
                     bary[j, i] = weights * sample_depth
     flat = np.flatnonzero(face_index.ravel() >= 0)
