@@ -99,9 +99,12 @@ def test_resume_continues_the_same_run(tiny_dataset, shared_cache, tmp_path):
     assert sorted(p.name for p in (tmp_path / "split" / "checkpoints").iterdir()) == ["step_000004", "step_000008"]
 
 
-def test_gradient_checkpointing_gives_the_same_losses(tiny_dataset, shared_cache, tmp_path):
-    plain = train_lora(_config(tiny_dataset, tmp_path / "a", shared_cache, max_steps=2))
-    config = _config(tiny_dataset, tmp_path / "b", shared_cache, max_steps=2, gradient_checkpointing=True)
+@pytest.mark.parametrize("align_weight", [0.0, 1.0])
+def test_gradient_checkpointing_gives_the_same_losses(tiny_dataset, shared_cache, tmp_path, align_weight):
+    """Step 2's loss depends on step 1's update, so equal losses mean equal gradients (hooks included)."""
+    settings = {"max_steps": 2, "align_weight": align_weight, "align_blocks": "1"}
+    plain = train_lora(_config(tiny_dataset, tmp_path / "a", shared_cache, **settings))
+    config = _config(tiny_dataset, tmp_path / "b", shared_cache, gradient_checkpointing=True, **settings)
     checkpointed = train_lora(config)
     np.testing.assert_allclose([v for _, v in plain.losses], [v for _, v in checkpointed.losses], atol=1e-5)
 

@@ -77,6 +77,7 @@ class LoraTrainConfig:
         checkpoint_every, keep_checkpoints: checkpoint cadence and how many to keep.
         resume: continue from the latest checkpoint in ``out`` when there is one.
         eval_every: evaluate the fixed-probe loss every this many steps (0 = at start and end only).
+        eval_samples: the fixed probes use the first this many samples (3 sigmas each).
         seed: seeds sample order, sigmas and noise; same seed = same run.
         gradient_checkpointing: recompute block activations in the backward pass (memory for time).
         mixed_precision: "auto" (bf16 on CUDA, none on CPU), "bf16", "fp16" or "no".
@@ -106,6 +107,7 @@ class LoraTrainConfig:
     keep_checkpoints: int = 2
     resume: bool = True
     eval_every: int = 0
+    eval_samples: int = 4
     seed: int = 0
     gradient_checkpointing: bool = True
     mixed_precision: str = "auto"
@@ -264,16 +266,17 @@ def flow_loss(
     return flow + align_weight * align, flow, align
 
 
-def _draw(seed: int, step: int, micro: int, n_samples: int, shift: float) -> tuple[int, float, int]:
-    """(sample index, sigma, noise seed) of micro-batch ``micro`` of optimizer step ``step``: a pure function."""
-    rng = np.random.default_rng([seed, step, micro])
+def _draw(seed: int, step: int, micro: int, n_samples: int, shift: float, process: int = 0) -> tuple[int, float, int]:
+    """(sample index, sigma, noise seed) of micro-batch ``micro`` of optimizer step ``step`` on data-parallel
+    process ``process``: a pure function, so a resumed run draws what the uninterrupted run drew."""
+    rng = np.random.default_rng([seed, step, micro, process])
     index = int(rng.integers(n_samples))
     sigma = float(shift_sigma(float(rng.uniform(0.0, 1.0)), shift))
     return index, sigma, int(rng.integers(2**31 - 1))
 
 
 def evaluate(model: Any, owner: Any, caches: list[dict[str, Any]], seed: int, device: Any, dtype: Any) -> float:
-    """Mean flow loss over fixed probes: every sample at sigma 0.25/0.5/0.75 with fixed noise (no alignment)."""
+    """Mean flow loss over fixed probes: each of ``caches`` at sigma 0.25/0.5/0.75 with fixed noise (no alignment)."""
     torch = require("torch", "diffusion")
     losses = []
     with torch.no_grad():
@@ -323,8 +326,12 @@ def _load_checkpoint(folder: Path, owner: Any, optimizer: Any, scheduler: Any, d
 
 
 def _truncate_log(path: Path, last_step: int) -> None:
-    """Drop log lines after ``last_step`` (steps a crashed run did past its last checkpoint)."""
+    """Drop log lines after ``last_step`` (steps a crashed run did past its last checkpoint); all of them when the
+    run starts from scratch."""
     if not path.is_file():
+        return
+    if last_step == 0:
+        path.unlink()
         return
     kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= last_step]
     path.write_text("".join(line + "\n" for line in kept))
@@ -386,7 +393,8 @@ def train_lora(config: LoraTrainConfig, progress: Progress = null_progress) -> T
     if not cache_files:
         reasons = "; ".join(f"{s['id']}: {s['reason']}" for s in skipped[:3])
         raise InputError(f"{dataset}: no sample fits --frames {geometry.num_frames} ({reasons})")
-    caches = [load_cached(path) for path in cache_files]
+    # Clips are loaded per step (a real dataset's latents do not fit in memory); the probes stay resident.
+    probes = [load_cached(path) for path in cache_files[: max(1, config.eval_samples)]]
     # The VAE and the text encoder are done: give their memory back to the transformer.
     for name in ("vae", "text_encoder"):
         if getattr(pipeline, name, None) is not None:
@@ -420,12 +428,14 @@ def train_lora(config: LoraTrainConfig, progress: Progress = null_progress) -> T
     eval_losses: list[tuple[int, float]] = []
 
     def write_log(record: dict[str, Any]) -> None:
+        if not accelerator.is_main_process:  # data-parallel runs: one log, one set of checkpoints
+            return
         with open(log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
     def run_eval(step: int) -> None:
         owner.eval()
-        value = evaluate(model, owner, caches, config.seed, device, dtype)
+        value = evaluate(model, owner, probes, config.seed, device, dtype)
         owner.train()
         eval_losses.append((step, value))
         write_log({"kind": "eval", "step": step, "eval_loss": value})
@@ -437,11 +447,14 @@ def train_lora(config: LoraTrainConfig, progress: Progress = null_progress) -> T
         total = flow_total = align_total = 0.0
         drawn = []
         for micro in range(config.grad_accum):
-            index, sigma, noise_seed = _draw(config.seed, step, micro, len(caches), shift)
+            index, sigma, noise_seed = _draw(
+                config.seed, step, micro, len(cache_files), shift, accelerator.process_index
+            )
             drawn.append((index, sigma))
+            cached = load_cached(cache_files[index])
             with accelerator.autocast():
                 loss, flow, align = flow_loss(
-                    model, owner, caches[index], sigma, noise_seed, config.align_weight, align_blocks, device, dtype
+                    model, owner, cached, sigma, noise_seed, config.align_weight, align_blocks, device, dtype
                 )
             accelerator.backward(loss / config.grad_accum)
             total += float(loss.detach()) / config.grad_accum
@@ -471,17 +484,22 @@ def train_lora(config: LoraTrainConfig, progress: Progress = null_progress) -> T
         if config.eval_every and step % config.eval_every == 0 and step != config.max_steps:
             run_eval(step)
         if step % config.checkpoint_every == 0 or step == config.max_steps:
-            _save_checkpoint(out, step, owner, optimizer, scheduler, max(1, config.keep_checkpoints))
+            if accelerator.is_main_process:
+                _save_checkpoint(out, step, owner, optimizer, scheduler, max(1, config.keep_checkpoints))
+            accelerator.wait_for_everyone()
     if not eval_losses or eval_losses[-1][0] != config.max_steps:
         run_eval(config.max_steps)
-    lora_dir = save_lora(owner, out / "lora")
+    lora_dir = out / "lora"
     seconds = time.perf_counter() - start_time
+    if not accelerator.is_main_process:
+        return TrainResult(config.max_steps, start_step, losses, eval_losses, lora_dir, seconds, skipped)
+    save_lora(owner, lora_dir)
     write_json_atomic(
         out / "report.json",
         {
             "steps": config.max_steps,
             "resumed_from": start_step,
-            "samples": len(caches),
+            "samples": len(cache_files),
             "skipped": skipped,
             "first_loss": losses[0][1] if losses else None,
             "last_loss": losses[-1][1] if losses else None,
