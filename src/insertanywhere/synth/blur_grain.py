@@ -177,8 +177,8 @@ def grain(shape: tuple[int, int], sigma_per_channel: np.ndarray, rng: np.random.
     import cv2
 
     h, w = shape
-    shared = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (3, 3), 0.5)
-    own = cv2.GaussianBlur(rng.standard_normal((h, w, 3)).astype(np.float32), (3, 3), 0.5)
+    shared = cv2.GaussianBlur(rng.standard_normal((h, w), dtype=np.float32), (3, 3), 0.5)
+    own = cv2.GaussianBlur(rng.standard_normal((h, w, 3), dtype=np.float32), (3, 3), 0.5)
     taps = cv2.getGaussianKernel(3, 0.5).ravel()
     normaliser = float(np.sum(taps**2))  # std of unit white noise after the separable 3x3 blur
     field = (math.sqrt(2.0 / 3.0) * shared[..., None] + math.sqrt(1.0 / 3.0) * own) / normaliser

@@ -37,6 +37,7 @@ from insertanywhere.synth.harmonize import (
     REC709_LUMA,
     OneEuroFilter,
     linear_to_srgb,
+    linear_to_srgb_uint8,
     placement_gain,
     ring_width_for,
     srgb_to_linear,
@@ -85,11 +86,15 @@ class CompositeConfig:
 class Compositor:
     """Composites one frame at a time; remembers the placement frame's surroundings and the gain's history.
 
+    The footage's noise level is re-measured every ``NOISE_REFRESH_FRAMES`` frames (it changes slowly).
+
     Args:
         config: the look.
         reference_frame: (H, W, 3) uint8 the placement frame (None: the first composited frame).
         reference_layer: the object's layer in that frame (None: the first composited frame's layer).
     """
+
+    NOISE_REFRESH_FRAMES = 5
 
     def __init__(
         self,
@@ -105,6 +110,8 @@ class Compositor:
         self._extra_sigma = 0.0
         self._object_noise = np.zeros(3)
         self._referenced = False
+        self._footage_noise: np.ndarray | None = None
+        self._frames_since_noise = 0
         self.last_gain = np.ones(3, np.float32)
         self.last_alpha: np.ndarray | None = None
         if reference_frame is not None and reference_layer is not None:
@@ -188,7 +195,7 @@ class Compositor:
             out_lin = out_lin * (1.0 - obj_alpha[..., None]) + obj_premul
         self.last_alpha[y0:y1, x0:x1] = obj_alpha
 
-        encoded = np.rint(linear_to_srgb(out_lin) * 255.0).astype(np.uint8)
+        encoded = linear_to_srgb_uint8(out_lin)
         result = frame.copy()
         changed = touched[y0:y1, x0:x1] | (obj_alpha > 0)
         result[y0:y1, x0:x1][changed] = encoded[changed]
@@ -233,11 +240,19 @@ class Compositor:
             color = np.where(premul[..., 3:] > 1e-4, premul[..., :3] / np.maximum(premul[..., 3:], 1e-4), color)
         linear = srgb_to_linear(color) * gain[None, None, :]
         if config.grain:
-            # Grain goes on last, in the footage's own (sRGB-encoded) units, where its noise was measured.
-            footage_noise = noise_sigma(frame_patch, alpha <= 0)
-            missing = np.sqrt(np.maximum(footage_noise**2 - self._object_noise**2, 0.0)) / 255.0
-            if missing.max() > 0.2 / 255.0:
-                linear = srgb_to_linear(linear_to_srgb(linear) + grain(alpha.shape, missing, self._rng))
+            # Grain goes on last, in the footage's own (sRGB-encoded) units, where its noise was measured,
+            # and only over the object's own box (the patch may be much larger for a long shadow).
+            if self._footage_noise is None or self._frames_since_noise >= self.NOISE_REFRESH_FRAMES:
+                self._footage_noise = noise_sigma(frame_patch, alpha <= 0)
+                self._frames_since_noise = 0
+            self._frames_since_noise += 1
+            missing = np.sqrt(np.maximum(self._footage_noise**2 - self._object_noise**2, 0.0)) / 255.0
+            rows = np.flatnonzero(alpha.max(axis=1) > 0)
+            cols = np.flatnonzero(alpha.max(axis=0) > 0)
+            if missing.max() > 0.2 / 255.0 and len(rows):
+                r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+                noisy = linear_to_srgb(linear[r0:r1, c0:c1]) + grain((r1 - r0, c1 - c0), missing, self._rng)
+                linear[r0:r1, c0:c1] = srgb_to_linear(noisy)
         # Feather inwards: min(alpha, blur(alpha)) softens the edge without growing the silhouette.
         if config.feather_px > 0:
             alpha = np.minimum(alpha, cv2.GaussianBlur(alpha, (0, 0), config.feather_px))
