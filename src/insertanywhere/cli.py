@@ -452,10 +452,17 @@ def train_lora_command(
     device: Annotated[str | None, typer.Option(help="torch device (default: cuda when present).")] = None,
     prompt: Annotated[str, typer.Option(help="Prompt for samples without one.")] = "",
     cache_dir: Annotated[Path | None, typer.Option(help="Latent cache folder (default RUN/latent_cache).")] = None,
+    fill: Annotated[
+        str, typer.Option(help="Masked region of the input video: paste (object, no shadow), gray or source.")
+    ] = "paste",
+    mask_band: Annotated[int, typer.Option(help="Grow the conditioning mask by this many pixels.")] = 0,
+    first_frame_known: Annotated[
+        bool, typer.Option("--first-frame-known/--no-first-frame-known", help="Give frame 0 whole (the anchor).")
+    ] = True,
 ) -> None:
     """LoRA-fine-tune Wan2.1-VACE on an insertion dataset (rectified flow, optional optics-aware alignment)."""
     from insertanywhere.progress import rich_progress
-    from insertanywhere.train.latent_cache import ClipGeometry
+    from insertanywhere.train.latent_cache import ClipGeometry, ConditioningConfig
     from insertanywhere.train.lora import TINY_GEOMETRY, LoraTrainConfig, train_lora
 
     base = TINY_GEOMETRY if tiny else ClipGeometry()
@@ -485,6 +492,7 @@ def train_lora_command(
         device=device,
         prompt=prompt,
         cache_dir=cache_dir,
+        conditioning=ConditioningConfig(fill=fill, mask_band_px=mask_band, first_frame_known=first_frame_known),
     )
     with rich_progress() as progress:
         result = train_lora(config, progress)
@@ -519,6 +527,49 @@ def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...], tuple[
 def _one_line(err: BaseException) -> str:
     """A user error's message on one line (a stray newline would split the CLI's one-line contract)."""
     return " ".join(part.strip() for part in str(err).splitlines() if part.strip()) or err.__class__.__name__
+
+
+@app.command()
+def reconstruct(
+    video: Annotated[Path, typer.Argument(help="Input video file or folder of frames.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Scene folder to write (reused when complete).")],
+    fov: Annotated[float | None, typer.Option("--fov", help="Horizontal field of view in degrees.")] = None,
+    K: Annotated[str | None, typer.Option("--K", help="Intrinsics fx,fy,cx,cy in pixels.")] = None,
+    flow: Annotated[str, typer.Option(help="Flow backend: dis | raft.")] = "dis",
+    depth: Annotated[str, typer.Option(help="Depth backend: classical | depth-anything-v2 | files:DIR.")] = "classical",
+    dynamic: Annotated[str, typer.Option(help="Dynamic-region backend: residual | sam2.")] = "residual",
+    model_path: Annotated[
+        str | None, typer.Option(help="Weights folder (or cached hub id) of the learned backend.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty folder not made by this tool.")] = False,
+) -> None:
+    """Reconstruct the 4D scene of a video: cameras, depth, dynamic masks, flow, static points."""
+    from insertanywhere.errors import InputError
+    from insertanywhere.io.atomic import prepare_output_dir
+    from insertanywhere.progress import rich_progress
+    from insertanywhere.scene import ReconstructConfig, reconstruct_to_folder
+
+    intrinsics = None
+    if K is not None:
+        try:
+            intrinsics = tuple(float(v) for v in K.split(","))
+        except ValueError:
+            raise InputError(f"--K {K}: give four numbers fx,fy,cx,cy") from None
+        if len(intrinsics) != 4:
+            raise InputError(f"--K {K}: give four numbers fx,fy,cx,cy")
+    if not video.exists():
+        raise InputError(f"{video}: no such video file or image folder")
+    config = ReconstructConfig(
+        flow=flow, depth=depth, dynamic=dynamic, fov_deg=fov, K=intrinsics, model_path=model_path
+    ).validate()
+    folder = prepare_output_dir(out, overwrite=overwrite, inputs=(video,))
+    with rich_progress() as progress:
+        scene = reconstruct_to_folder(video, folder, config, progress)
+    seconds = scene.meta.extra.get("seconds", {})
+    typer.echo(
+        f"scene written to {folder}: {scene.meta.n_frames} frames, camera {scene.meta.camera_model}, "
+        f"{scene.meta.extra.get('n_points', 0)} static points, {seconds.get('total', 0.0):.1f} s"
+    )
 
 
 def main() -> None:
