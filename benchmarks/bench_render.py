@@ -99,7 +99,7 @@ def main() -> None:
                 {
                     "object": name,
                     "faces": len(mesh.faces),
-                    "screen_height_px": screen_height,
+                    "target_height_px": screen_height,
                     "bbox": layer.bbox,
                     "render": timed(lambda: render_object(mesh, cam, pose, W, H, light=light), args.repeats),  # noqa: B023
                     "shadow": timed(lambda: render_shadow(mesh, cam, pose, support, light, W, H), args.repeats),  # noqa: B023
