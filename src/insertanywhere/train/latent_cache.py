@@ -3,10 +3,14 @@
 The conditioning is built with WanVACEPipeline's own ``preprocess_conditions`` / ``prepare_video_latents`` /
 ``prepare_masks``, so training sees exactly what inference feeds the transformer:
 
-    control = [ VAE(source * (1 - m)) ; VAE(source * m) ; pixel-unshuffled m ]    (16 + 16 + 64 channels)
+    control = [ VAE(video * (1 - m)) ; VAE(video * m) ; pixel-unshuffled m ]    (16 + 16 + 64 channels)
 
-with the reference image's latent prepended as frame 0 (and a zero mask there). Two controls are cached: ``m`` =
-the object mask (what inference gets) and ``m`` = the extended optics mask (only for the alignment pass).
+with the reference image's latent prepended as frame 0 (and a zero mask there). ``video`` and ``m`` mirror what
+``synth.vace`` gives the model at inference (:class:`ConditioningConfig`): the object-free source whose masked
+region holds a hint (the object pasted without its shadow, like the compositing backend's hint) or VACE's grey,
+the mask optionally grown by a band, and frame 0 given whole with a black mask (the inpainted anchor). Two controls
+are cached: ``m`` = the object mask (what inference gets) and ``m`` = the extended optics mask (only for the
+alignment pass).
 The clean latent ``x0`` is [reference latent ; VAE(target)], normalised with the VAE's latents_mean/std like the
 pipeline does.
 
@@ -18,19 +22,19 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from insertanywhere.data.dataset_manifest import DatasetSample
-from insertanywhere.data.dataset_reference import composite_on_white
 from insertanywhere.errors import InputError
 from insertanywhere.io.atomic import atomic_path
 from insertanywhere.io.images import read_png, read_sequence
 from insertanywhere.io.video import VideoReader
 from insertanywhere.progress import Progress, null_progress
+from insertanywhere.synth.vace_region import reference_on_white
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,67 @@ class ClipGeometry:
             raise InputError(f"--frames {self.num_frames}: Wan needs 4k+1 frames (e.g. 9, 49, 81)")
         if self.height % 16 or self.width % 16 or self.height < 16 or self.width < 16:
             raise InputError(f"--height/--width {self.height}x{self.width}: both must be positive multiples of 16")
+
+
+FILL_MODES = ("paste", "gray", "source")
+MASK_GRAY = 127  # VACE's "no content" value: 0 in the model's [-1, 1] range (same as synth.vace)
+
+
+@dataclass(frozen=True)
+class ConditioningConfig:
+    """How a training sample's VACE conditioning is made (match it to the inference settings of ``synth.vace``).
+
+    Attributes:
+        fill: what the video shows inside the mask: "paste" = the target's object pixels on the object mask and
+            the source elsewhere (a shadowless composite: inference's ``control_hint=True``), "gray" = VACE's
+            no-content grey (inference's ``control_hint=False``), "source" = the object-free source untouched.
+        mask_band_px: grow the mask by this many pixels (at training resolution), like inference's shadow band.
+        first_frame_known: frame 0 is given whole (the target frame, mask black), as the anchor is at inference.
+    """
+
+    fill: str = "paste"
+    mask_band_px: int = 0
+    first_frame_known: bool = True
+
+    def validate(self) -> None:
+        if self.fill not in FILL_MODES:
+            raise InputError(f"--fill {self.fill!r}: choose one of {', '.join(FILL_MODES)}")
+        if self.mask_band_px < 0:
+            raise InputError(f"--mask-band {self.mask_band_px}: must be 0 or more pixels")
+
+
+def conditioning_frames(
+    source: np.ndarray, target: np.ndarray, object_mask: np.ndarray, mask: np.ndarray, config: ConditioningConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """The VACE input video and mask video of one training sample.
+
+    Args:
+        source: (T, H, W, 3) uint8, object-free.
+        target: (T, H, W, 3) uint8, with the object.
+        object_mask: (T, H, W) bool, the object's pixels (what "paste" copies from ``target``).
+        mask: (T, H, W) bool, the region to generate (the object mask, or the extended optics mask).
+        config: fill, band, first frame.
+
+    Returns:
+        (video (T, H, W, 3) uint8, region (T, H, W) bool, True = generate).
+    """
+    import cv2
+
+    region = mask.copy()
+    if config.mask_band_px > 0:
+        size = 2 * config.mask_band_px + 1
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        region = np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in region])
+    if config.fill == "paste":
+        video = np.where(object_mask[..., None], target, source)
+    elif config.fill == "gray":
+        video = np.where(region[..., None], np.uint8(MASK_GRAY), source)
+    else:
+        video = source.copy()
+    if config.first_frame_known:
+        video[0] = target[0]
+        region[0] = False
+    return video, region
 
 
 def fit_frame(image: np.ndarray, height: int, width: int, nearest: bool = False) -> np.ndarray:
@@ -78,7 +143,7 @@ class SampleClips:
         target: (T, H, W, 3) uint8, with the object.
         object_mask: (T, H, W) bool.
         optics_mask: (T, H, W) bool.
-        reference: (h, w, 3) uint8 RGB on white.
+        reference: (h, w, 3) uint8 RGB on white, cropped to the object (as ``synth.vace`` passes it).
     """
 
     source: np.ndarray
@@ -110,7 +175,7 @@ def load_sample_clips(dataset: str | os.PathLike[str], sample: DatasetSample, ge
         images = read_sequence(sample.path(dataset, name), "gray")[:count]
         return np.stack([fit_frame(m, height, width, nearest=True) > 127 for m in images])
 
-    reference = composite_on_white(read_png(sample.path(dataset, "reference"), "rgba"))
+    reference = reference_on_white(read_png(sample.path(dataset, "reference"), "rgba"))
     return SampleClips(clip("source"), clip("target"), masks("mask"), masks("optics_mask"), reference)
 
 
@@ -137,7 +202,13 @@ def encode_prompt(pipeline: Any, prompt: str, device: str) -> Any:
     return embeds[0].float().cpu()
 
 
-def encode_sample(pipeline: Any, clips: SampleClips, geometry: ClipGeometry, device: str) -> dict[str, Any]:
+def encode_sample(
+    pipeline: Any,
+    clips: SampleClips,
+    geometry: ClipGeometry,
+    device: str,
+    conditioning: ConditioningConfig | None = None,
+) -> dict[str, Any]:
     """The cached tensors of one sample (float32, CPU).
 
     Returns:
@@ -149,13 +220,15 @@ def encode_sample(pipeline: Any, clips: SampleClips, geometry: ClipGeometry, dev
     from PIL import Image
 
     height, width, count = geometry.height, geometry.width, geometry.num_frames
+    conditioning = conditioning or ConditioningConfig()
     vae = pipeline.vae
     reference = Image.fromarray(clips.reference)
     result: dict[str, Any] = {}
     with torch.no_grad():
         for name, masks in (("control_object", clips.object_mask), ("control_optics", clips.optics_mask)):
+            frames, region = conditioning_frames(clips.source, clips.target, clips.object_mask, masks, conditioning)
             video, mask, references = pipeline.preprocess_conditions(
-                _pil_frames(clips.source), _pil_masks(masks), reference, 1, height, width, count, torch.float32, device
+                _pil_frames(frames), _pil_masks(region), reference, 1, height, width, count, torch.float32, device
             )
             latents = pipeline.prepare_video_latents(video, mask, references, None, device)
             mask_latents = pipeline.prepare_masks(mask, references, None)
@@ -174,8 +247,9 @@ def encode_sample(pipeline: Any, clips: SampleClips, geometry: ClipGeometry, dev
     return result
 
 
-def _metadata(model_key: str, geometry: ClipGeometry, prompt: str) -> dict[str, str]:
+def _metadata(model_key: str, geometry: ClipGeometry, prompt: str, conditioning: ConditioningConfig) -> dict[str, str]:
     return {
+        "conditioning": json.dumps(asdict(conditioning), sort_keys=True),
         "model": model_key,
         "num_frames": str(geometry.num_frames),
         "height": str(geometry.height),
@@ -194,6 +268,7 @@ def build_latent_cache(
     device: str,
     default_prompt: str = "",
     progress: Progress = null_progress,
+    conditioning: ConditioningConfig | None = None,
 ) -> tuple[list[Path], list[dict]]:
     """Encode every sample not yet cached (or cached with other settings).
 
@@ -203,6 +278,7 @@ def build_latent_cache(
     from safetensors import safe_open
     from safetensors.torch import save_file
 
+    conditioning = conditioning or ConditioningConfig()
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     files, skipped = [], []
@@ -210,7 +286,7 @@ def build_latent_cache(
     for done, sample in enumerate(samples):
         progress("latent cache", done, len(samples))
         prompt = sample.prompt or default_prompt
-        metadata = _metadata(model_key, geometry, prompt)
+        metadata = _metadata(model_key, geometry, prompt, conditioning)
         path = cache_dir / f"{sample.id}.safetensors"
         if path.is_file():
             with safe_open(str(path), framework="pt") as handle:
@@ -222,7 +298,7 @@ def build_latent_cache(
         except (InputError, OSError) as err:
             skipped.append({"id": sample.id, "reason": str(err)})
             continue
-        tensors = encode_sample(pipeline, clips, geometry, device)
+        tensors = encode_sample(pipeline, clips, geometry, device, conditioning)
         if prompt not in prompt_cache:
             prompt_cache[prompt] = encode_prompt(pipeline, prompt, device)
         tensors["prompt_embeds"] = prompt_cache[prompt]

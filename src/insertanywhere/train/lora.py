@@ -45,7 +45,7 @@ from insertanywhere.io.atomic import atomic_dir, prepare_output_dir, write_json_
 from insertanywhere.progress import Progress, null_progress
 from insertanywhere.train.alignment import alignment_loss, capture_block_outputs, parse_align_blocks
 from insertanywhere.train.flow_matching import noisy_latents_and_target, shift_sigma, sigma_to_timestep
-from insertanywhere.train.latent_cache import ClipGeometry, build_latent_cache, load_cached
+from insertanywhere.train.latent_cache import ClipGeometry, ConditioningConfig, build_latent_cache, load_cached
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class LoraTrainConfig:
         device: "cuda", "cpu", ... (None = CUDA when present).
         prompt: prompt for samples whose manifest prompt is empty.
         cache_dir: latent cache folder (None = RUN/latent_cache).
+        conditioning: how the VACE input video and mask are made (match ``synth.vace``'s inference settings).
     """
 
     dataset: Path
@@ -114,6 +115,7 @@ class LoraTrainConfig:
     device: str | None = None
     prompt: str = ""
     cache_dir: Path | None = None
+    conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
 
     def resolved_geometry(self) -> ClipGeometry:
         return self.geometry or (TINY_GEOMETRY if self.tiny else ClipGeometry())
@@ -134,6 +136,7 @@ class LoraTrainConfig:
         if self.mixed_precision not in ("auto", "bf16", "fp16", "no"):
             raise UserError(f"--mixed-precision {self.mixed_precision!r}: use auto, bf16, fp16 or no")
         self.resolved_geometry().validate()
+        self.conditioning.validate()
 
     def to_json(self) -> dict[str, Any]:
         record = asdict(self)
@@ -346,7 +349,7 @@ def _check_resume_config(out: Path, config: LoraTrainConfig) -> None:
     if not path.is_file():
         return
     previous = json.loads(path.read_text())
-    for key in ("rank", "alpha", "target_modules", "tiny", "model", "seed", "geometry"):
+    for key in ("rank", "alpha", "target_modules", "tiny", "model", "seed", "geometry", "conditioning"):
         now = config.to_json()[key]
         if previous.get(key) != (list(now) if isinstance(now, tuple) else now):
             raise UserError(f"{out}: was trained with {key}={previous.get(key)!r}, not {now!r}; use another --out")
@@ -389,6 +392,7 @@ def train_lora(config: LoraTrainConfig, progress: Progress = null_progress) -> T
         str(device),
         config.prompt,
         progress,
+        config.conditioning,
     )
     if not cache_files:
         reasons = "; ".join(f"{s['id']}: {s['reason']}" for s in skipped[:3])
