@@ -155,6 +155,16 @@ def test_size_not_multiple_of_16_is_restored(pipeline: Any) -> None:
     assert out.shape == (5, 14, 19, 3)
 
 
+def test_one_frame_clip_is_the_anchor_alone(pipeline: Any) -> None:
+    clip = tiny_clip(n_frames=1, height=16, width=32)
+    calls: list[dict] = []
+    out = synthesize_vace(**clip, config=tiny_config(), pipeline=PipelineSpy(pipeline, calls))
+    assert calls == []
+    changed = (out[0] != clip["source_frames"][0]).any(axis=-1)
+    assert np.array_equal(out[0][clip["object_masks"][0]], clip["control_frames"][0][clip["object_masks"][0]])
+    assert changed.any()
+
+
 def test_empty_mask_returns_the_input(pipeline: Any) -> None:
     clip = tiny_clip(n_frames=5)
     clip["object_masks"][:] = False
