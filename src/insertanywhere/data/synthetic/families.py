@@ -239,9 +239,12 @@ def _build_table_scene(b: _Builder, camera_path: str) -> SceneDescription:
         forward = (target - eye0) * np.array([1.0, 1.0, 0.0])
         forward /= np.linalg.norm(forward)
         lateral = np.cross(forward, [0.0, 0.0, 1.0])
-        travel = b.rng.uniform(0.5, 0.9) * (b.rng.choice([-1.0, 1.0]) * lateral) + b.rng.uniform(0.2, 0.5) * forward
+        sideways = b.rng.uniform(0.5, 0.8) * b.rng.choice([-1.0, 1.0]) * lateral
+        travel = sideways + b.rng.uniform(0.2, 0.4) * forward
         eyes = eye0 + ease(s)[:, None] * travel
-        cameras = b.cameras_fixed_rotation(eyes, target)
+        # Aim against half the sideways travel, so the object crosses the frame's centre mid-clip
+        # instead of leaving the frame at the end (the orientation stays fixed: pure translation).
+        cameras = b.cameras_fixed_rotation(eyes, target - 0.5 * sideways)
         model = "general"
     elif camera_path == "orbit":
         sweep = float(b.rng.choice([-1.0, 1.0]) * b.rng.uniform(30.0, 40.0))
