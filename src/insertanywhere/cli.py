@@ -391,6 +391,9 @@ def dataset_build(
     ] = None,
     max_frames: Annotated[int | None, typer.Option(help="Keep at most this many frames per clip.")] = None,
     crops: Annotated[int, typer.Option(help="Object crops per sample (reference queries and candidates).")] = 4,
+    crop_references: Annotated[
+        bool, typer.Option("--crop-references/--no-crop-references", help="Let the object crops be references.")
+    ] = True,
     device: Annotated[str, typer.Option(help="torch device for DINOv2.")] = "cpu",
     overwrite: Annotated[bool, typer.Option(help="Write into a non-empty folder not made by this tool.")] = False,
 ) -> None:
@@ -401,7 +404,7 @@ def dataset_build(
 
     embedder = make_embedder("dinov2", dino, device) if dino else make_embedder("classical")
     generators = [make_reference_generator(name) for name in generator or []]
-    config = DatasetBuildConfig(max_frames=max_frames, n_crops=crops)
+    config = DatasetBuildConfig(max_frames=max_frames, n_crops=crops, crop_candidates=crop_references)
     with rich_progress() as progress:
         report = build_dataset(src, out, embedder, config, generators, overwrite=overwrite, progress=progress)
     for broken in report.broken:

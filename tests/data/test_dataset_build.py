@@ -12,7 +12,7 @@ from dataset_fixtures import write_tiny_triplet
 
 from insertanywhere.data.dataset_manifest import load_manifest
 from insertanywhere.data.dataset_reference import ClassicalEmbedder, carries_background
-from insertanywhere.data.rose import build_dataset, find_rose_triplets
+from insertanywhere.data.rose import DatasetBuildConfig, build_dataset, find_rose_triplets
 from insertanywhere.errors import InputError
 from insertanywhere.io.images import read_png, read_sequence
 from insertanywhere.io.video import read_video, write_video
@@ -89,6 +89,12 @@ def test_rose_layout_and_broken_triplets_are_reported(sources, tmp_path):
     lines = (tmp_path / "ds" / "broken.jsonl").read_text().splitlines()
     assert len(lines) == 3
     assert report.samples[0].origin == "rose"
+
+
+def test_references_without_crops_come_from_the_renders(sources, tmp_path):
+    config = DatasetBuildConfig(crop_candidates=False)
+    report = build_dataset(sources, tmp_path / "ds", ClassicalEmbedder(), config)
+    assert {(s.reference_kind, s.reference_origin) for s in report.samples} == {("render", "object.png")}
 
 
 def test_rerun_reuses_finished_samples(sources, tmp_path):

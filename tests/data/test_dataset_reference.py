@@ -54,6 +54,10 @@ def test_carries_background():
     assert carries_background(_textured(40, 30))
     opaque_rgba = np.dstack([_textured(40, 30), np.full((40, 30), 255, np.uint8)])
     assert carries_background(opaque_rgba)
+    # A tight cut-out: textured object pixels touch the border, but the alpha says where the object ends.
+    tight = opaque_rgba.copy()
+    tight[:10, :8, 3] = 0
+    assert not carries_background(tight)
 
 
 def test_crops_have_transparent_background_and_raw_crops_keep_it():

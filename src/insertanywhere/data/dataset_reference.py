@@ -97,30 +97,35 @@ def composite_on_white(rgba: np.ndarray) -> np.ndarray:
 
 
 def carries_background(
-    image: np.ndarray, border_fraction: float = 0.06, alpha_clear: int = 16, uniform_std: float = 12.0
+    image: np.ndarray,
+    border_fraction: float = 0.06,
+    alpha_clear: int = 16,
+    uniform_std: float = 12.0,
+    cutout_fraction: float = 0.01,
 ) -> bool:
-    """True when the image's border ring shows background: neither transparent nor of one uniform colour.
+    """True when the image shows background: an opaque picture whose border ring is not of one uniform colour.
 
-    A clean reference is an object on transparency or on a plain backdrop; a ring of textured pixels means the
-    candidate was cut with its surroundings (the copy-paste failure the paper warns about).
+    A clean reference is an object cut out on transparency or shown on a plain backdrop; an opaque picture with a
+    textured ring was cut with its surroundings (the copy-paste failure the paper warns about). An RGBA image with
+    transparent pixels is a cut-out: its alpha already separates object from background, and its opaque pixels are
+    the object even where they touch the border (tight crops). Copies of a frame that pass this test are caught by
+    the similarity test of :func:`select_reference`.
 
     Args:
         image: (h, w, 3) or (h, w, 4) uint8.
         border_fraction: ring width as a fraction of the smaller side (at least one pixel).
-        alpha_clear: a ring pixel with alpha below this counts as transparent.
-        uniform_std: the opaque ring pixels are "uniform" when each channel's std is below this (0..255).
+        alpha_clear: a pixel with alpha below this counts as transparent.
+        uniform_std: the ring is "uniform" when each channel's std is below this (0..255).
+        cutout_fraction: an RGBA image with at least this share of transparent pixels counts as a cut-out.
     """
+    if image.shape[2] == 4 and (image[..., 3] < alpha_clear).mean() >= cutout_fraction:
+        return False
     height, width = image.shape[:2]
     ring = max(1, round(border_fraction * min(height, width)))
     border = np.ones((height, width), dtype=bool)
     border[ring:-ring, ring:-ring] = False
-    pixels = image[border]
-    if image.shape[2] == 4:
-        opaque = pixels[:, 3] >= alpha_clear
-        if opaque.mean() < 0.05:
-            return False
-        pixels = pixels[opaque]
-    return bool(pixels[:, :3].astype(np.float32).std(axis=0).max() > uniform_std)
+    pixels = image[border][:, :3].astype(np.float32)
+    return bool(pixels.std(axis=0).max() > uniform_std)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -349,6 +354,7 @@ def select_reference(
     extra_candidates: Sequence[ReferenceCandidate],
     embedder: ImageEmbedder,
     copy_similarity: float = 0.98,
+    include_crops: bool = True,
 ) -> ReferenceChoice:
     """Pick the candidate most similar to the object crops that does not carry background.
 
@@ -362,9 +368,11 @@ def select_reference(
         extra_candidates: renders and generated images.
         embedder: any :class:`ImageEmbedder`.
         copy_similarity: cosine similarity to a raw crop at or above which a candidate counts as a copy.
+        include_crops: offer the masked crops as candidates too (they show the object exactly as filmed, so they
+            usually win; leave them out to force another view or a generated image).
     """
     candidates = [ReferenceCandidate("crop", c.rgba, f"frame {c.frame_index}", c.frame_index) for c in crops]
-    candidates += list(extra_candidates)
+    candidates = (candidates if include_crops else []) + list(extra_candidates)
     if not crops or not candidates:
         return ReferenceChoice(None, None, embedder.name)
     crop_embeddings = embedder.embed([composite_on_white(c.rgba) for c in crops])

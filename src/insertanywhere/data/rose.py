@@ -202,6 +202,7 @@ class DatasetBuildConfig:
         n_crops: object crops taken from the target (reference queries and candidates).
         min_object_px: a frame's object counts as visible with at least this many mask pixels.
         copy_similarity: reference candidates this similar to a raw crop are rejected as copy-paste.
+        crop_candidates: the masked object crops compete as references too (else only renders/generated images).
         generator_images: images requested from each generator hook.
         seed: passed to generator hooks.
     """
@@ -211,6 +212,7 @@ class DatasetBuildConfig:
     n_crops: int = 4
     min_object_px: int = 16
     copy_similarity: float = 0.98
+    crop_candidates: bool = True
     generator_images: int = 2
     seed: int = 0
 
@@ -288,7 +290,9 @@ def build_sample(
     for generator in generators:
         for number, image in enumerate(generator.generate(crops, config.generator_images, config.seed)):
             candidates.append(ReferenceCandidate("generated", image, f"{generator.name} #{number}"))
-    choice = select_reference(crops, candidates, embedder, copy_similarity=config.copy_similarity)
+    choice = select_reference(
+        crops, candidates, embedder, copy_similarity=config.copy_similarity, include_crops=config.crop_candidates
+    )
     if choice.candidate is None:
         reasons = "; ".join(f"{v.origin}: {v.rejected}" for v in choice.verdicts)
         raise BrokenSampleError(f"no usable reference image ({reasons or 'no candidates'})")
