@@ -51,5 +51,7 @@ def test_hooks_capture_block_outputs_and_the_loss_has_stop_gradient():
     loss = alignment_loss({5: a}, {5: b})
     loss.backward()
     assert a.grad is not None and b.grad is None
-    torch.testing.assert_close(loss, ((a - b) ** 2).mean())
+    torch.testing.assert_close(loss, ((a - b) ** 2).mean() / (b**2).mean())
+    # Relative: scaling both feature sets by 1000 leaves the loss unchanged.
+    torch.testing.assert_close(alignment_loss({5: 1000 * a}, {5: 1000 * b}), loss)
     assert alignment_loss({5: a}, {5: a.detach()}).item() == 0.0

@@ -6,8 +6,14 @@ on the same noisy latents: once conditioned with the object mask (the pass train
 the extended mask under stop-gradient, and penalise the squared distance between the hidden states of chosen
 transformer blocks:
 
-    L_align = mean_b  mean_{tokens, channels} ( h_b(object mask) - sg[h_b(extended mask)] )^2
+    L_align = mean_b  mean_{tokens, channels} ( h_b(object mask) - sg[h_b(extended mask)] )^2  /  s_b
+    s_b     = mean_{tokens, channels} sg[h_b(extended mask)]^2
     L       = L_flow + lambda_align * L_align
+
+The division by ``s_b`` (the target's mean square, no gradient) makes the term a relative squared distance: Wan's
+hidden states grow with depth and differ by orders of magnitude between the 1.3B and 14B models, so a raw MSE
+would make ``lambda_align`` mean something different for every block choice and model; relative, 0.01 means the
+features differ by 10 % of their norm wherever they are read.
 
 so the features of the object-mask pass learn to "know" where the optical effects go. Hidden states are read with
 forward hooks, so the transformer's code is untouched (and gradient checkpointing keeps working).
@@ -68,7 +74,7 @@ def capture_block_outputs(transformer: Any, blocks: Sequence[int]) -> Iterator[d
 
 
 def alignment_loss(features: dict[int, Any], target_features: dict[int, Any]) -> Any:
-    """Mean over blocks of the mean squared difference; ``target_features`` are detached (stop-gradient).
+    """Mean over blocks of the relative squared difference (module docstring); ``target_features`` are detached.
 
     Args:
         features: block -> (B, L, D) hidden states of the object-mask pass (with gradient).
@@ -77,7 +83,9 @@ def alignment_loss(features: dict[int, Any], target_features: dict[int, Any]) ->
     Returns:
         a scalar tensor (float32).
     """
-    losses = [
-        (features[b].float() - target_features[b].detach().float()).pow(2).mean() for b in sorted(target_features)
-    ]
+    losses = []
+    for block in sorted(target_features):
+        target = target_features[block].detach().float()
+        scale = target.pow(2).mean().clamp_min(1e-12)
+        losses.append((features[block].float() - target).pow(2).mean() / scale)
     return sum(losses) / len(losses)
