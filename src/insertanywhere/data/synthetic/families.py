@@ -176,10 +176,10 @@ class _Builder:
         return cameras
 
     def light(self, camera0_center: np.ndarray, spot: np.ndarray, elevation_range=(35.0, 55.0), dim=False) -> Light:
-        """Sun on the camera's side, 40-70 degrees off the view direction, so the shadow falls beside the object."""
+        """Sun on the camera's side, 30-55 degrees off the view direction, so the shadow falls beside the object."""
         to_camera = camera0_center[:2] - spot[:2]
         base = math.degrees(math.atan2(to_camera[1], to_camera[0]))
-        azimuth = base + float(self.rng.choice([-1.0, 1.0])) * float(self.rng.uniform(40.0, 70.0))
+        azimuth = base + float(self.rng.choice([-1.0, 1.0])) * float(self.rng.uniform(30.0, 55.0))
         elevation = float(self.rng.uniform(*elevation_range))
         if dim:
             return Light.from_angles(azimuth, elevation, (0.42, 0.3, 0.2), (0.05, 0.06, 0.09))
