@@ -22,6 +22,7 @@ import numpy as np
 
 from insertanywhere.conventions import Camera
 from insertanywhere.errors import InputError
+from insertanywhere.render.light_shadows import light_from_cast_shadows
 
 
 @dataclass(frozen=True)
@@ -162,20 +163,24 @@ def estimate_light(
     contact_world: np.ndarray | None = None,
     config: LightEstimateConfig | None = None,
 ) -> Light | None:
-    """The scene's dominant light from the shading of its reconstructed surfaces, or None when it cannot tell.
+    """The scene's dominant light from its existing cast shadows, else from its shading; None when unsure.
 
-    Method (a robust Lambertian fit, after Pentland 1982, "Finding the illuminant direction"): surface
-    normals come from the frame's depth map (finite differences of the unprojected points); the linear
-    luminance of each pixel is modelled as ``I = c0 + c . n`` (albedo x (ambient + direct n . l) with
-    the albedo folded into the constants and the clamp at 0 ignored), fitted by iteratively reweighted
-    least squares with Huber weights, pixels near the object counting more. Then ``l = c / |c|`` and the
-    direct share ``strength = |c| / (c0 + |c|)``.
+    First cue, cast shadows (``render.light_shadows``): objects standing on the support and the dark
+    patches beside them give the light's azimuth and elevation geometrically (source
+    "estimated:shadows").
 
-    Limits: albedo changes are taken for shading (a textured scene biases the fit, the Huber weights and
-    the explained-variance check only limit the damage); one plane, or surfaces of one orientation, give
-    no direction (rejected by the normal-spread check); the depth must be good enough for normals
-    (classical depth densified from sparse points often is not: then None); shadows cast in the scene are
-    not used; softness is not estimated.
+    Second cue, shading (a robust Lambertian fit, after Pentland 1982, "Finding the illuminant
+    direction"): surface normals come from the frame's depth map (finite differences of the unprojected
+    points); the linear luminance of each pixel is modelled as ``I = c0 + max(0, c . n)`` (albedo x
+    (ambient + direct n . l) with the albedo folded into the constants), fitted by iteratively
+    reweighted least squares with Huber weights, pixels near the object counting more. Then
+    ``l = c / |c|`` and the direct share ``strength = |c| / (c0 + |c|)`` (source "estimated:shading").
+
+    Limits: albedo changes and gloss are taken for shading (a textured or shiny scene biases the second
+    cue; the Huber weights and the explained-variance check only limit the damage); one plane, or
+    surfaces of one orientation, give no direction (rejected by the normal-spread check); the depth must
+    be good enough for normals and for telling the support from what stands on it; softness is not
+    estimated.
 
     Args:
         frame: (H, W, 3) uint8 sRGB frame.
@@ -196,6 +201,15 @@ def estimate_light(
     depth = np.asarray(scene.depth[frame_index], np.float32)  # type: ignore[attr-defined]
     confidence = np.asarray(scene.depth_confidence[frame_index], np.float32)  # type: ignore[attr-defined]
     dynamic = np.asarray(scene.dynamic_mask[frame_index], bool)  # type: ignore[attr-defined]
+
+    support_point = _plane_point(support_plane, contact_world)
+    if support_point is not None:
+        cue = light_from_cast_shadows(
+            frame, camera, np.where(confidence > 0.3, depth, 0.0), support_normal, support_point, dynamic
+        )
+        if cue is not None:
+            strength = float(np.clip(cue.strength, 0.3, 0.85))
+            return Light(cue.direction_world, strength=strength, softness=0.05, source="estimated:shadows")
 
     samples = _shading_samples(frame, camera, depth, confidence, dynamic, config)
     if samples is None:
@@ -220,6 +234,16 @@ def estimate_light(
         return None
     strength = float(np.clip(magnitude / (max(c0, 0.0) + magnitude), 0.2, 0.85))
     return Light(direction, strength=strength, softness=0.05, source="estimated:shading")
+
+
+def _plane_point(support_plane: object, contact_world: np.ndarray | None) -> np.ndarray | None:
+    """(3,) a point of the support plane: the contact point, else the plane's own point, else None."""
+    if contact_world is not None:
+        return np.asarray(contact_world, np.float64).reshape(3)
+    point = getattr(support_plane, "point_world", None)
+    if point is None and callable(getattr(support_plane, "point", None)):
+        point = support_plane.point()  # type: ignore[attr-defined]
+    return None if point is None else np.asarray(point, np.float64).reshape(3)
 
 
 def _shading_samples(
