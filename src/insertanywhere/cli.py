@@ -429,7 +429,7 @@ def train_lora_command(
     alpha: Annotated[float | None, typer.Option(help="LoRA alpha (default: the rank).")] = None,
     target_modules: Annotated[
         str, typer.Option(help="Comma-separated module-name suffixes that get a LoRA.")
-    ] = "to_q,to_k,to_v,to_out.0,ffn.net.0.proj,ffn.net.2",
+    ] = "to_q,to_k,to_v,to_out.0,ffn.net.0.proj,ffn.net.2,proj_out",
     lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate (paper: 1e-4).")] = 1e-4,
     steps: Annotated[int, typer.Option(help="Optimizer steps in total.")] = 1000,
     grad_accum: Annotated[int, typer.Option(help="Clips per optimizer step.")] = 1,
