@@ -12,6 +12,7 @@ the previous run's finished files.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import logging
 import platform
@@ -43,6 +44,9 @@ logger = logging.getLogger(__name__)
 
 FINISHED_FILES = ("report.json", "inserted.mp4", "preview.png", "track.json")
 SHADOW_MIN = 1.0 / 255.0
+CARD_MAX_STRETCH = 0.5
+"""A card may be stretched by up to 50% (a photo taken from 48 degrees above) to fill the user's box in both
+dimensions (see anchor_object)."""
 
 
 @dataclass
@@ -130,6 +134,28 @@ def reconstruct_scene(config: InsertConfig, scene_dir: Path, progress: Progress)
     return reconstruct_to_folder(config.video, scene_dir, recon, progress=progress)
 
 
+def silhouette_points(mesh: Any) -> np.ndarray:
+    """(N, 3) object-frame points whose projection bounds what a person sees of the object.
+
+    A mesh: its vertices. A card: the corners of its texture's visible part (alpha >= 0.5), so the user's
+    box is matched by the object's silhouette, not by its transparent or half-transparent margin.
+    """
+    if not mesh.is_card or mesh.texture is None:
+        return np.asarray(mesh.vertices, np.float64)
+    alpha = mesh.texture[..., 3]
+    ys, xs = np.nonzero(alpha >= 128)
+    if not len(ys):
+        return np.asarray(mesh.vertices, np.float64)
+    height, width = alpha.shape
+    x_min, x_max = mesh.vertices[:, 0].min(), mesh.vertices[:, 0].max()
+    # Texture column c spans [c, c + 1) / width of the card's width; row r spans 1 - [r, r + 1) / height.
+    left = x_min + (x_max - x_min) * xs.min() / width
+    right = x_min + (x_max - x_min) * (xs.max() + 1) / width
+    top = 1.0 - ys.min() / height
+    bottom = 1.0 - (ys.max() + 1) / height
+    return np.array([[left, bottom, 0.0], [right, bottom, 0.0], [right, top, 0.0], [left, top, 0.0]])
+
+
 def place_object(
     config: InsertConfig, scene: Scene4D, asset: ObjectAsset, timer: StageTimer, progress: Progress
 ) -> PlacedObject:
@@ -139,7 +165,10 @@ def place_object(
 
     mesh = object_mesh(asset, facing=config.facing)
     with timer("anchor"):
-        anchor = anchor_object(scene, config.placement, mesh.vertices)
+        stretch_limit = CARD_MAX_STRETCH if mesh.is_card else 0.0
+        anchor = anchor_object(scene, config.placement, silhouette_points(mesh), max_stretch=stretch_limit)
+        if not np.allclose(anchor.stretch, 1.0):
+            mesh = dataclasses.replace(mesh, vertices=mesh.vertices * anchor.stretch)
     radius = anchor.scale * float(np.max(np.linalg.norm(mesh.vertices[:, [0, 2]], axis=1)))
     with timer("propagate"):
         propagation = propagate(
@@ -286,8 +315,15 @@ def validate_inputs(config: InsertConfig) -> tuple[VideoReader, ObjectAsset]:
     return reader, asset
 
 
-def run_insert(config: InsertConfig, progress: Progress = null_progress) -> InsertResult:
-    """Run the whole job and write the output-folder contract into ``config.out``."""
+def run_insert(config: InsertConfig, progress: Progress = null_progress, scene: Scene4D | None = None) -> InsertResult:
+    """Run the whole job and write the output-folder contract into ``config.out``.
+
+    Args:
+        config: the job.
+        progress: progress reporting.
+        scene: a ready Scene4D to use instead of reconstructing (e.g. ground truth for an
+            oracle benchmark); it is saved into ``OUT/scene``.
+    """
     from insertanywhere.conventions import PlacementError
 
     timer = StageTimer()
@@ -298,7 +334,12 @@ def run_insert(config: InsertConfig, progress: Progress = null_progress) -> Inse
     info = reader.info
     scene_dir = out / "scene"
     with timer("reconstruct"):
-        scene = reconstruct_scene(config, scene_dir, progress)
+        if scene is None:
+            scene = reconstruct_scene(config, scene_dir, progress)
+        else:
+            from insertanywhere.io.scene_store import save_scene
+
+            save_scene(scene, scene_dir)
     try:
         placed = place_object(config, scene, asset, timer, progress)
     except PlacementError as err:
@@ -313,7 +354,7 @@ def run_insert(config: InsertConfig, progress: Progress = null_progress) -> Inse
     video_path = out / "inserted.mp4"
     if config.write_video:
         writer = VideoWriter(video_path, info.width, info.height, info.fps).__enter__()
-    compositor, drawn_reference = _make_compositor(config, renderer)
+    compositor, drawn_reference = _make_compositor(config, renderer) if config.write_video else (None, None)
     try:
         for t, frame in enumerate(reader):
             with timer("render"):

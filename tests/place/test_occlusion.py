@@ -39,11 +39,21 @@ def test_unoccluded_object_stays_whole_on_its_support(intrinsics):
 def test_static_occluder_hides_the_pixels_it_covers(intrinsics):
     geometry, coverage, object_depth, bbox, (cx, cy), z = _frame(intrinsics)
     geometry.scene_depth[cy - 30 : cy - 15, cx - 10 : cx] = 0.5 * z  # a pole in front, top-left quarter
-    alpha = visible_alpha(geometry, coverage, object_depth, bbox, refine=False)
+    alpha = visible_alpha(geometry, coverage, object_depth, bbox, refine=False, segment_snap=False)
     assert alpha[cy - 30 : cy - 15, cx - 10 : cx].max() == 0.0
     assert alpha[cy - 14 : cy, :].sum() == coverage[cy - 14 : cy, :].sum()
     geometry.scene_depth[cy - 30 : cy - 15, cx - 10 : cx] = 2.0 * z  # now behind: nothing hidden
     assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
+
+
+def test_depth_bleeding_across_an_image_edge_is_snapped_back(intrinsics):
+    geometry, coverage, object_depth, bbox, (cx, cy), z = _frame(intrinsics)
+    # A near post occupies the image left of x = cx - 4 (dark); its densified depth bleeds 6 px to the right.
+    geometry.image[:, : cx - 4] = 30
+    geometry.scene_depth[:, : cx + 2] = 0.5 * z
+    alpha = visible_alpha(geometry, coverage, object_depth, bbox, refine=False)
+    assert alpha[cy - 20, cx - 8] == 0.0  # behind the post
+    assert alpha[cy - 20, cx - 2] == 1.0  # bled depth, but the image says it is not the post
 
 
 def test_mover_without_depth_is_ordered_by_ground_contact(intrinsics):

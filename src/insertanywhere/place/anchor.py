@@ -15,12 +15,19 @@ import numpy as np
 from scipy.optimize import brentq
 
 from insertanywhere.conventions import Camera, Placement, PlacementError, Scene4D, make_pose
-from insertanywhere.geometry.planes import Plane, fit_plane_ransac, intersect_ray_plane
+from insertanywhere.geometry.planes import Plane, fit_plane_lstsq, intersect_ray_plane
 from insertanywhere.geometry.rigid import rotation_about_axis
 
 MIN_SUPPORT_PIXELS = 30
-STEEP_SUPPORT_DEG = 65.0
+STEEP_SUPPORT_DEG = 80.0
+UPRIGHT_SUPPORT_DEG = 45.0
+"""Supports tilted less than this from the image's up direction are fully plausible; at STEEP_SUPPORT_DEG not."""
 CONTACT_REFINEMENT_STEPS = 8
+MIN_SPARSE_POINTS = 20
+LEVEL_SNAP_DEG = 15.0
+"""A support within this of the scene's dominant level plane is taken as level (see fit_support_plane)."""
+MIN_DEPTH_COVERAGE = 0.01
+"""Below this share of pixels with depth, the scene is taken to have no depth at all."""
 
 
 @dataclass
@@ -36,6 +43,8 @@ class Anchor:
         support_plane: the support plane in the world frame, normal pointing up (away from the support).
         support_pixels: number of depth samples the plane was fitted to.
         warnings: things the user should know (e.g. a steep support).
+        stretch: (3,) per-axis factors applied to the object's geometry (object frame) before
+            ``world_from_object``; ones unless a card was stretched to fill the box.
     """
 
     frame: int
@@ -46,6 +55,7 @@ class Anchor:
     support_plane: Plane
     support_pixels: int
     warnings: list[str] = field(default_factory=list)
+    stretch: np.ndarray = field(default_factory=lambda: np.ones(3))
 
 
 def _support_window(placement: Placement, width: int, height: int, grow: float) -> tuple[int, int, int, int]:
@@ -61,18 +71,24 @@ def _support_window(placement: Placement, width: int, height: int, grow: float) 
 
 
 def support_samples(
-    depth: np.ndarray, camera: Camera, placement: Placement, max_samples: int = 4000
-) -> tuple[np.ndarray, np.ndarray]:
+    depth: np.ndarray,
+    camera: Camera,
+    placement: Placement,
+    mover_mask: np.ndarray | None = None,
+    max_samples: int = 4000,
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Depth samples around the contact point, lifted to the world.
 
     Args:
         depth: (H, W) float32 z-depth of the placement frame, 0 or nan = unknown.
         camera: the placement frame's camera.
         placement: the user's placement.
+        mover_mask: (H, W) bool movers of the placement frame, or None.
 
     Returns:
-        (N, 3) world points and (N, 2) their pixel coordinates; the window grows until
-        enough samples have depth.
+        (N, 3) world points, (N, 2) their pixel coordinates, and whether the support is a mover
+        without depth whose surroundings stand in for it. The window grows until enough samples
+        have depth.
     """
     height, width = depth.shape
     for grow in (1.0, 2.0, 4.0):
@@ -88,7 +104,9 @@ def support_samples(
         )
     pixels = np.stack([xs + wx0 + 0.5, ys + wy0 + 0.5], axis=1)
     box_h = placement.box_size[1]
-    if np.min(np.linalg.norm(pixels - placement.contact_pixel, axis=1)) > max(0.6 * box_h, 8.0):
+    cx, cy = np.clip(placement.contact_pixel.astype(int), 0, [width - 1, height - 1])
+    on_mover = mover_mask is not None and bool(np.asarray(mover_mask)[cy, cx])
+    if np.min(np.linalg.norm(pixels - placement.contact_pixel, axis=1)) > max(0.6 * box_h, 8.0) and not on_mover:
         # Depth exists only far from the contact: the box's bottom stands on nothing (sky, a window).
         raise PlacementError(
             f"there is no scene surface under the box's bottom edge {placement.contact_pixel.tolist()} in frame "
@@ -99,21 +117,138 @@ def support_samples(
         ys, xs = ys[keep], xs[keep]
     pixels = np.stack([xs + wx0 + 0.5, ys + wy0 + 0.5], axis=1)
     z = patch[ys, xs]
-    return camera.unproject(pixels, z), pixels
+    near_contact = np.min(np.linalg.norm(pixels - placement.contact_pixel, axis=1)) <= max(0.6 * box_h, 8.0)
+    return camera.unproject(pixels, z), pixels, on_mover and not near_contact
+
+
+def assumed_ground_plane(camera: Camera, placement: Placement) -> Plane:
+    """The support when the scene has no depth: a floor one unit below a camera assumed level (no pitch or
+    roll), in the world frame; raises PlacementError when the box's bottom is above that floor's horizon."""
+    world_from_cam = camera.world_from_cam
+    down = world_from_cam[:3, 1]
+    plane = Plane.from_point_normal(camera.center_world + down, -down)
+    horizon_y = camera.K[1, 2]
+    if placement.contact_pixel[1] <= horizon_y + 1.0:
+        raise PlacementError(
+            f"the scene has no depth and the box's bottom (y = {placement.contact_pixel[1]:.0f}) is above the image "
+            f"centre (y = {horizon_y:.0f}), where an assumed level floor would be; draw the box's bottom lower, or "
+            "give the reconstruction a depth prior (--depth depth-anything-v2)"
+        )
+    return plane
+
+
+def _upright_weight(normal: np.ndarray, camera_up: np.ndarray) -> float:
+    """1 for a support facing the image's up direction, falling to 0 at STEEP_SUPPORT_DEG (a wall)."""
+    tilt = np.degrees(np.arccos(np.clip(abs(float(normal @ camera_up)), 0.0, 1.0)))
+    return float(np.clip((STEEP_SUPPORT_DEG - tilt) / (STEEP_SUPPORT_DEG - UPRIGHT_SUPPORT_DEG), 0.0, 1.0))
 
 
 def fit_support_plane(
-    depth: np.ndarray, camera: Camera, placement: Placement, rng: np.random.Generator
-) -> tuple[Plane, int]:
-    """The support plane under the contact point, in the world frame, normal toward the camera's side."""
-    points, pixels = support_samples(depth, camera, placement)
+    depth: np.ndarray,
+    camera: Camera,
+    placement: Placement,
+    rng: np.random.Generator,
+    mover_mask: np.ndarray | None = None,
+    iterations: int = 400,
+    sparse_points: np.ndarray | None = None,
+    up_prior: np.ndarray | None = None,
+) -> tuple[Plane, int, bool]:
+    """The support plane under the contact point, in the world frame, normal toward the camera's side,
+    the number of samples it was fitted to, and whether it stands in for a mover without depth.
+
+    RANSAC over the depth samples around the box's bottom edge, each hypothesis scored by its inliers
+    weighted by their closeness to the contact pixel, times a prior that supports face up (a table top,
+    not the wall behind it or the side of a box in front), and refused when it would put the contact in
+    front of what the camera sees there (a support floating before a visible surface).
+    """
+    points, pixels, stand_in = support_samples(depth, camera, placement, mover_mask)
     contact = placement.contact_pixel
-    # The seed: the depth samples nearest the contact pixel say at what depth the support is there.
-    nearest = np.argsort(np.linalg.norm(pixels - contact, axis=1))[: max(8, len(pixels) // 20)]
-    seed_point = np.median(points[nearest], axis=0)
-    distance_to_camera = np.linalg.norm(seed_point - camera.center_world)
-    plane, inliers = fit_plane_ransac(points, 0.015 * distance_to_camera, rng, iterations=300, seed_point=seed_point)
-    return plane.oriented_toward(camera.center_world), int(inliers.sum())
+    box_w, box_h = placement.box_size
+    if sparse_points is not None and not stand_in:
+        # Triangulated points are exact where the densified depth is smooth guesswork: use them when
+        # enough of them lie around the box's bottom edge.
+        sparse_pixels, z = camera.project(sparse_points)
+        x0, _, x1, y1 = placement.box
+        band = (
+            (z > 0)
+            & (sparse_pixels[:, 0] > x0 - box_w)
+            & (sparse_pixels[:, 0] < x1 + box_w)
+            & (np.abs(sparse_pixels[:, 1] - y1) < max(0.6 * box_h, 8.0))
+        )
+        if band.sum() >= MIN_SPARSE_POINTS:
+            points, pixels = np.asarray(sparse_points)[band], sparse_pixels[band]
+    pixel_distance = np.linalg.norm(pixels - contact, axis=1)
+    closeness = np.exp(-0.5 * (pixel_distance / max(box_w, box_h, 8.0)) ** 2)
+    nearest = np.argsort(pixel_distance)[: max(8, len(pixels) // 20)]
+    seen_at_contact = float(np.median(np.linalg.norm(points[nearest] - camera.center_world, axis=1)))
+    threshold = 0.015 * seen_at_contact
+    camera_up = -camera.world_from_cam[:3, 1]
+    ray = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(contact[None])[0]
+    best_score, best_inliers = -1.0, None
+    for a, b, c in rng.integers(0, len(points), size=(iterations, 3)):
+        normal = np.cross(points[b] - points[a], points[c] - points[a])
+        norm = np.linalg.norm(normal)
+        if norm < 1e-12:
+            continue
+        plane = Plane.from_point_normal(points[a], normal / norm)
+        hit = intersect_ray_plane(camera.center_world, ray, plane)
+        if hit is None or np.linalg.norm(hit - camera.center_world) < 0.97 * seen_at_contact:
+            continue
+        inliers = np.abs(plane.signed_distance(points)) < threshold
+        score = float(closeness[inliers].sum()) * _upright_weight(plane.normal, camera_up)
+        if score > best_score:
+            best_score, best_inliers = score, inliers
+    if best_inliers is None or best_inliers.sum() < 3 or best_score <= 0:
+        raise PlacementError(
+            f"no surface an object could stand on was found under the box's bottom edge {contact.tolist()} in "
+            f"frame {placement.frame}; put the box's bottom on a floor or table"
+        )
+    plane = fit_plane_lstsq(points[best_inliers], closeness[best_inliers])
+    plane = plane.oriented_toward(camera.center_world)
+    if up_prior is not None and np.degrees(np.arccos(np.clip(plane.normal @ up_prior, -1, 1))) < LEVEL_SNAP_DEG:
+        # The local fit is a few dozen noisy samples; the scene's dominant level plane fixes "up" far better,
+        # and supports are level far more often than they are tilted by a few degrees.
+        weights = closeness[best_inliers]
+        centroid = (points[best_inliers] * weights[:, None]).sum(0) / weights.sum()
+        plane = Plane.from_point_normal(centroid, up_prior)
+    return plane, int(best_inliers.sum()), stand_in
+
+
+def estimate_up(scene: Scene4D, frame: int, rng: np.random.Generator) -> np.ndarray | None:
+    """(3,) world "up": the normal of the scene's dominant level plane (floor or table top), or None.
+
+    RANSAC over the static triangulated points (or the frame's depth when there are few), with the
+    same prior as the support fit: a plane facing the image's up direction.
+    """
+    camera = scene.cameras[frame]
+    points = scene.points_world
+    if points is None or len(points) < 50:
+        depth = np.asarray(scene.depth[frame], np.float32)
+        ys, xs = np.nonzero(np.isfinite(depth) & (depth > 0))
+        if len(ys) < 50:
+            return None
+        keep = np.linspace(0, len(ys) - 1, min(len(ys), 3000)).astype(int)
+        pixels = np.stack([xs[keep] + 0.5, ys[keep] + 0.5], axis=1)
+        points = camera.unproject(pixels, depth[ys[keep], xs[keep]])
+    points = np.asarray(points, np.float64)
+    distances = np.linalg.norm(points - camera.center_world, axis=1)
+    threshold = 0.01 * float(np.median(distances))
+    camera_up = -camera.world_from_cam[:3, 1]
+    best_score, best = 0.0, None
+    for a, b, c in rng.integers(0, len(points), size=(300, 3)):
+        normal = np.cross(points[b] - points[a], points[c] - points[a])
+        norm = np.linalg.norm(normal)
+        if norm < 1e-12:
+            continue
+        plane = Plane.from_point_normal(points[a], normal / norm)
+        inliers = np.abs(plane.signed_distance(points)) < threshold
+        score = inliers.sum() * _upright_weight(plane.normal, camera_up)
+        if score > best_score:
+            best_score, best = score, inliers
+    if best is None or best.mean() < 0.15:
+        return None
+    normal = fit_plane_lstsq(points[best]).normal
+    return normal if normal @ camera_up > 0 else -normal
 
 
 def upright_rotation(up: np.ndarray, toward_camera: np.ndarray, yaw_deg: float) -> np.ndarray:
@@ -187,7 +322,11 @@ def _contact_on_plane(camera: Camera, plane: Plane, pixel: np.ndarray) -> np.nda
 
 
 def anchor_object(
-    scene: Scene4D, placement: Placement, object_points: np.ndarray, rng: np.random.Generator | None = None
+    scene: Scene4D,
+    placement: Placement,
+    object_points: np.ndarray,
+    rng: np.random.Generator | None = None,
+    max_stretch: float = 0.0,
 ) -> Anchor:
     """Pose the object in the placement frame.
 
@@ -196,6 +335,10 @@ def anchor_object(
         placement: validated against the clip.
         object_points: (N, 3) float64 object-frame geometry (vertices), object units.
         rng: for RANSAC (default: seeded, so the result is deterministic).
+        max_stretch: for a card (a photo, taken from some viewpoint) the box may be filled in both
+            dimensions by stretching the card's height or width by up to this fraction: the photo's
+            aspect includes its own perspective foreshortening, which the card would otherwise apply twice.
+            0 keeps the geometry's proportions (meshes).
 
     Returns:
         The Anchor; raises PlacementError with a fix when the box does not stand on a surface.
@@ -203,8 +346,27 @@ def anchor_object(
     rng = rng or np.random.default_rng(0)
     camera = scene.cameras[placement.frame]
     depth = np.asarray(scene.depth[placement.frame], dtype=np.float32)
-    plane, n_samples = fit_support_plane(depth, camera, placement, rng)
+    movers = np.asarray(scene.dynamic_mask[placement.frame], bool)
     warnings: list[str] = []
+    if np.mean(np.isfinite(depth) & (depth > 0)) < MIN_DEPTH_COVERAGE:
+        # A static or rotating camera sees no parallax: the classical reconstruction has no depth at all.
+        plane, n_samples, stand_in = assumed_ground_plane(camera, placement), 0, False
+        warnings.append(
+            "the scene has no depth (static or rotating camera, classical reconstruction): the object stands on "
+            "an assumed floor one unit below a level camera; its image placement is right, its 3D height and its "
+            "shadow's perspective are approximate (a depth prior, --depth depth-anything-v2, fixes that)"
+        )
+    else:
+        up = estimate_up(scene, placement.frame, rng)
+        plane, n_samples, stand_in = fit_support_plane(
+            depth, camera, placement, rng, movers, sparse_points=scene.points_world, up_prior=up
+        )
+    if stand_in:
+        warnings.append(
+            "the object stands on something that moves and has no depth (classical reconstruction); its support "
+            "is taken at the level of the surface around it, so the object is carried right in the picture but "
+            "sits too far away in 3D; a depth prior (--depth depth-anything-v2) gives the support's real height"
+        )
     camera_up = -camera.world_from_cam[:3, 1]  # image up (-y) in the world
     tilt = np.degrees(np.arccos(np.clip(plane.normal @ camera_up, -1.0, 1.0)))
     if tilt > STEEP_SUPPORT_DEG:
@@ -217,15 +379,23 @@ def anchor_object(
     target = placement.contact_pixel
     contact_pixel = target.copy()
     object_points = np.asarray(object_points, np.float64)
+    stretch = np.ones(3)
+    box_w, box_h = placement.box_size
     for _ in range(CONTACT_REFINEMENT_STEPS):
         contact = _contact_on_plane(camera, plane, contact_pixel)
         rotation = upright_rotation(plane.normal, camera.center_world - contact, placement.yaw_deg)
-        scale = solve_scale(camera, rotation, contact, object_points, placement.box_size)
-        box = projected_box(camera, make_pose(scale * rotation, contact), object_points)
+        points = object_points * stretch
+        scale = solve_scale(camera, rotation, contact, points, placement.box_size)
+        box = projected_box(camera, make_pose(scale * rotation, contact), points)
         assert box is not None  # solve_scale guarantees the object is in front of the camera
         offset = target - np.array([(box[0] + box[2]) / 2.0, box[3]])
-        if np.max(np.abs(offset)) < 1e-3:
+        fill = np.array([(box[2] - box[0]) / box_w, (box[3] - box[1]) / box_h])
+        if max_stretch > 0:
+            # Stretch the dimension that falls short of the box (x: width, y: height), within the limit.
+            short, full = (1, 0) if fill[1] < fill[0] else (0, 1)
+            stretch[short] = np.clip(stretch[short] * fill[full] / fill[short], 1.0, 1.0 + max_stretch)
+        if np.max(np.abs(offset)) < 1e-3 and (max_stretch <= 0 or abs(fill[0] - fill[1]) < 1e-3):
             break
         contact_pixel = contact_pixel + offset
     pose = make_pose(scale * rotation, contact)
-    return Anchor(placement.frame, pose, scale, rotation, contact, plane, n_samples, warnings)
+    return Anchor(placement.frame, pose, scale, rotation, contact, plane, n_samples, warnings, stretch)

@@ -29,6 +29,8 @@ from insertanywhere.geometry.planes import Plane
 
 DEPTH_TOLERANCE = 0.03
 """Relative depth margin: the scene must be this much nearer than the object to hide it."""
+SEGMENT_SCALE = 60.0
+SEGMENT_MIN_SIZE = 30
 PLANE_TOLERANCE = 0.02
 """Relative distance (of the camera distance) within which a scene point counts as on the support plane."""
 
@@ -131,12 +133,43 @@ def dynamic_occluders(
     return out
 
 
+def snap_depth_to_segments(image: np.ndarray, depth: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Depth made constant-per-segment over an image crop: each Felzenszwalb segment takes its median known depth.
+
+    Densified depth bleeds across occlusion edges (the near box's depth spills above its top); image
+    segments do not cross strong edges, so the per-segment median puts each side of the edge back at its
+    own depth. Segments without known depth stay unknown.
+
+    Args:
+        image: (h, w, 3) uint8 crop; depth: (h, w) float32; known: (h, w) bool.
+
+    Returns:
+        (h, w) float32 snapped depth and (h, w) bool known.
+    """
+    from skimage.segmentation import felzenszwalb
+
+    segments = felzenszwalb(image, scale=SEGMENT_SCALE, sigma=0.6, min_size=SEGMENT_MIN_SIZE)
+    labels = segments[known]
+    values = depth[known]
+    order = np.argsort(labels, kind="stable")
+    labels, values = labels[order], values[order]
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
+    ends = np.r_[starts[1:], len(labels)]
+    medians = np.zeros(segments.max() + 1, np.float32)
+    has_depth = np.zeros(segments.max() + 1, bool)
+    for start, end in zip(starts, ends, strict=True):
+        medians[labels[start]] = np.median(values[start:end])
+        has_depth[labels[start]] = True
+    return medians[segments], has_depth[segments]
+
+
 def occluder_mask(
     geometry: FrameGeometry,
     surface_depth: np.ndarray,
     window: tuple[int, int, int, int],
     object_contact_z: float,
     exempt_support: bool = True,
+    segment_snap: bool = True,
 ) -> np.ndarray:
     """(h, w) bool over ``window``: scene pixels that hide a surface at ``surface_depth``.
 
@@ -147,11 +180,14 @@ def occluder_mask(
         window: (x0, y0, x1, y1) pixel window.
         object_contact_z: camera z of the object's contact point (ground-contact ordering).
         exempt_support: scene points on the support plane never hide (the object's own support).
+        segment_snap: replace the depth by its median over image segments first (see snap_depth_to_segments).
     """
     x0, y0, x1, y1 = window
     height, width = geometry.scene_depth.shape
     scene_z = np.asarray(geometry.scene_depth[y0:y1, x0:x1], dtype=np.float32)
     known = np.isfinite(scene_z) & (scene_z > 0)
+    if segment_snap and known.any():
+        scene_z, known = snap_depth_to_segments(geometry.image[y0:y1, x0:x1], scene_z, known)
     nearer = known & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE))
     if exempt_support:
         support_z = plane_depth(geometry.camera, geometry.support_plane, width, height, window)
@@ -192,6 +228,7 @@ def visible_alpha(
     object_depth: np.ndarray,
     bbox: tuple[int, int, int, int] | None,
     refine: bool = True,
+    segment_snap: bool = True,
 ) -> np.ndarray:
     """(H, W) float32 in [0, 1]: the object's antialiased coverage after occlusion.
 
@@ -201,6 +238,7 @@ def visible_alpha(
         object_depth: (H, W) float32 camera z of the object surface, inf where uncovered.
         bbox: (x0, y0, x1, y1) the covered pixels' box, or None when the object is out of view.
         refine: snap occluder edges to the image.
+        segment_snap: take the scene depth per image segment (see snap_depth_to_segments).
     """
     height, width = coverage.shape
     out = np.zeros((height, width), np.float32)
@@ -214,7 +252,7 @@ def visible_alpha(
     finite = np.isfinite(surface)
     if finite.any():
         surface = np.where(finite, surface, np.median(surface[finite]))
-    hidden = occluder_mask(geometry, surface, window, float(contact_cam[2]))
+    hidden = occluder_mask(geometry, surface, window, float(contact_cam[2]), segment_snap=segment_snap)
     if refine:
         hidden_soft = refine_against_image(geometry.image[y0:y1, x0:x1], hidden)
     else:

@@ -31,6 +31,16 @@ from insertanywhere.progress import Progress, null_progress
 
 PropagationMode = Literal["scene-flow", "camera-only"]
 MIN_TRACKED_POINTS = 12
+STATIC_INLIER_PX = 0.5
+"""A support point "agrees with a static support" when its flow lands within this of the static prediction."""
+STATIC_MAJORITY = 0.5
+SUPPORT_DEPTH_TOLERANCE = 0.03
+STATIC_PREFERENCE = 1.5
+STATIC_SLACK_PX = 0.25
+"""A frame's support is resting unless a motion explains its flow better than STATIC_PREFERENCE times the
+static error plus this slack."""
+MOVING_STREAK_TO_EXTRAPOLATE = 3
+"""Consecutive moving frames needed before a lost support is extrapolated at constant velocity."""
 EXTRAPOLATE_FRAMES = 5
 
 
@@ -95,6 +105,8 @@ def _step(
     flow: np.ndarray,
     flow_back: np.ndarray,
     depth_from: np.ndarray,
+    dynamic_from: np.ndarray,
+    support_is_dynamic: bool,
 ) -> tuple[np.ndarray | None, int, float, float]:
     """One frame of support tracking.
 
@@ -103,6 +115,9 @@ def _step(
         points_world: (N, 3) support points at the current estimate (world, frame "from").
         flow: (H, W, 2) flow from -> to; flow_back: (H, W, 2) flow to -> from.
         depth_from: (H, W) scene depth of frame "from" (0 = unknown): drops grid points hidden by an occluder.
+        dynamic_from: (H, W) bool movers of frame "from".
+        support_is_dynamic: the support is a mover (a tray): keep grid points on movers only; otherwise keep
+            grid points off movers only (a person walking over the support is not the support).
 
     Returns:
         The support's incremental world motion (4, 4) (None when too few points), the number of
@@ -114,8 +129,11 @@ def _step(
     if ok.sum() < MIN_TRACKED_POINTS:
         return None, int(ok.sum()), np.nan, np.nan
     scene_z = _sample(depth_from[..., None], pixels[ok])[:, 0]
-    # A grid point behind something nearer than the support (an occluder) does not see the support.
-    visible = (scene_z <= 0) | (scene_z > z[ok] * 0.97)
+    # Where the scene's depth is known, a grid point must see the support itself: not an occluder in
+    # front, nor the floor beyond the table's edge (the grid is a disk and may overhang its support).
+    visible = (scene_z <= 0) | (np.abs(scene_z - z[ok]) < SUPPORT_DEPTH_TOLERANCE * z[ok])
+    on_mover = _sample(dynamic_from[..., None].astype(np.float32), pixels[ok])[:, 0] > 0.5
+    visible &= on_mover == support_is_dynamic
     idx = np.nonzero(ok)[0][visible]
     if len(idx) < MIN_TRACKED_POINTS:
         return None, len(idx), np.nan, np.nan
@@ -130,7 +148,9 @@ def _step(
         return None, len(idx), np.nan, np.nan
     object_points = points_world[idx]
     static_pixels, _ = camera_to.project(object_points)
-    static_error = float(np.median(np.linalg.norm(static_pixels - moved, axis=1)))
+    static_residual = np.linalg.norm(static_pixels - moved, axis=1)
+    static_error = float(np.median(static_residual))
+    resting = np.mean(static_residual < STATIC_INLIER_PX) >= STATIC_MAJORITY
     # PnP for the pose of the (moved) support points in camera "to", seeded with the static hypothesis.
     cam_from_world = camera_to.cam_from_world
     rvec0, _ = cv2.Rodrigues(cam_from_world[:3, :3])
@@ -157,12 +177,31 @@ def _step(
     moved_cam_from_world[:3, 3] = tvec[:, 0]
     projected = transform_points(moved_cam_from_world, object_points[inliers]) @ camera_to.K.T
     moving_error = float(np.median(np.linalg.norm(projected[:, :2] / projected[:, 2:] - moved[inliers], axis=1)))
+    if resting or static_error <= STATIC_PREFERENCE * moving_error + STATIC_SLACK_PX:
+        # Most of the support moves as a static surface would, or a motion explains the flow little
+        # better than no motion: it rests in this frame. The identity (not a PnP estimate) keeps a resting
+        # support from drifting and ignores points an occluder's edge drags along.
+        return np.eye(4), len(idx), static_error, static_error
     # Support motion in the world: old world positions -> new world positions.
     increment = camera_to.world_from_cam @ moved_cam_from_world
     return increment, len(inliers), moving_error, static_error
 
 
+def is_support_dynamic(scene: Scene4D, anchor: Anchor, grid: np.ndarray) -> bool:
+    """Whether the support under the contact is a mover at the placement frame (most of the grid on movers)."""
+    camera = scene.cameras[anchor.frame]
+    dynamic = np.asarray(scene.dynamic_mask[anchor.frame], bool)
+    height, width = dynamic.shape
+    pixels, z = camera.project(grid)
+    ok = (z > 0) & _inside(pixels, width, height)
+    if not ok.any():
+        return False
+    on_mover = _sample(dynamic[..., None].astype(np.float32), pixels[ok])[:, 0] > 0.5
+    return bool(np.mean(on_mover) > 0.5)
+
+
 def _track_direction(
+    support_is_dynamic: bool,
     scene: Scene4D,
     anchor: Anchor,
     grid: np.ndarray,
@@ -179,6 +218,7 @@ def _track_direction(
     previous = anchor.frame
     velocity = np.eye(4)
     lost_for = 0
+    moving_streak = 0
     for t in frames:
         current = motion[previous]
         points = transform_points(current, grid)
@@ -193,11 +233,15 @@ def _track_direction(
             np.asarray(flow, np.float32),
             np.asarray(flow_back, np.float32),
             np.asarray(scene.depth[previous], np.float32),
+            np.asarray(scene.dynamic_mask[previous], bool),
+            support_is_dynamic,
         )
         counts[t] = count
         if increment is not None:
             motion[t] = increment @ current
-            velocity = increment
+            moving = not np.allclose(increment, np.eye(4))
+            moving_streak = moving_streak + 1 if moving else 0
+            velocity = increment if moving_streak >= MOVING_STREAK_TO_EXTRAPOLATE else np.eye(4)
             tracked[t] = True
             lost_for = 0
             errors.append((moving_error, static_error))
@@ -240,14 +284,37 @@ def propagate(
         poses = identity @ anchor.world_from_object
         return Propagation(poses, identity, False, np.ones(count, bool), counts, {"mode": 0.0})
     grid = support_grid(anchor, radius=2.0 * object_radius)
+    support_is_dynamic = is_support_dynamic(scene, anchor, grid)
     motion = identity.copy()
     errors: list[tuple[float, float]] = []
     done = [1]
     _track_direction(
-        scene, anchor, grid, range(anchor.frame + 1, count), True, motion, tracked, counts, errors, progress, done
+        support_is_dynamic,
+        scene,
+        anchor,
+        grid,
+        range(anchor.frame + 1, count),
+        True,
+        motion,
+        tracked,
+        counts,
+        errors,
+        progress,
+        done,
     )
     _track_direction(
-        scene, anchor, grid, range(anchor.frame - 1, -1, -1), False, motion, tracked, counts, errors, progress, done
+        support_is_dynamic,
+        scene,
+        anchor,
+        grid,
+        range(anchor.frame - 1, -1, -1),
+        False,
+        motion,
+        tracked,
+        counts,
+        errors,
+        progress,
+        done,
     )
     # The motion test: how far would the estimated support motion move the support's image?
     displacement = np.zeros(count)
