@@ -131,7 +131,7 @@ def place_and_preview(driver: webdriver.Chrome, url: str, clip: Path, obj: Path)
     driver.get(url)
     wait_text(driver, "pipeline-state", "pipeline ready")
     driver.find_element(By.ID, "video-file").send_keys(str(clip))
-    wait_text(driver, "video-info", "frames")
+    wait_text(driver, "video-info", " fps")
     driver.find_element(By.ID, "object-file").send_keys(str(obj))
     wait_text(driver, "object-info", "RGBA image")
     wait_text(driver, "box-label", "[")  # a first guess appears at once
@@ -236,24 +236,46 @@ def test_open_a_case_from_the_library(browser: webdriver.Chrome, tmp_path: Path,
         WebDriverWait(browser, 30).until(lambda d: "frames in" in d.find_element(By.ID, "preview-status").text)
 
 
-@pytest.mark.slow
+def drag_box(driver: webdriver.Chrome, box: list[float], video_size: tuple[int, int]) -> None:
+    """Drag on the canvas from the box's top-left to its bottom-right corner, given in video pixels."""
+    canvas = driver.find_element(By.ID, "canvas")
+    css_width, css_height = canvas.size["width"], canvas.size["height"]
+    x0, y0, x1, y1 = box
+    # Selenium 4 offsets are CSS pixels from the element's centre.
+    start = (
+        round(x0 / video_size[0] * css_width - css_width / 2),
+        round(y0 / video_size[1] * css_height - css_height / 2),
+    )
+    drag = (round((x1 - x0) / video_size[0] * css_width), round((y1 - y0) / video_size[1] * css_height))
+    ActionChains(driver).move_to_element_with_offset(canvas, *start).click_and_hold().move_by_offset(
+        *drag
+    ).release().perform()
+
+
 def test_real_pipeline_on_the_synthetic_demo_case(browser: webdriver.Chrome, tmp_path: Path):
-    """The page with the project's pipeline: open the demo case from the library, preview, insert, play."""
+    """The page with the project's pipeline: upload the demo clip and object, draw its box, preview, insert, play."""
+    import json
+
     from insertanywhere.data.synthetic.loader import render_case_cached
     from insertanywhere.ui.backend import PipelineBackend
 
     case = render_case_cached("demo", 0, small=True)
-    library_case = Workspace(tmp_path / "work").prepare().library / "demo"
-    library_case.mkdir()
-    for name in ("background.mp4", "object.png", "placement.json"):
-        shutil.copy(case / name, library_case / name)
+    placement = json.loads((case / "placement.json").read_text())
     for url in serve_in_thread(tmp_path / "work", PipelineBackend()):
         browser.get(url)
         wait_text(browser, "pipeline-state", "pipeline ready")
-        wait_text(browser, "library-hint", "from ")
-        browser.find_element(By.ID, "library-open").click()
-        wait_text(browser, "library-hint", "opened demo")
-        assert "on frame" in text_of(browser, "box-label")  # the case's placement.json was applied
+        browser.find_element(By.ID, "video-file").send_keys(str(case / "background.mp4"))
+        info = wait_text(browser, "video-info", " fps")
+        width, height = (int(v) for v in info.split(": ")[1].split(",")[0].split("×"))
+        browser.find_element(By.ID, "object-file").send_keys(str(case / "object.png"))
+        wait_text(browser, "object-info", "RGBA image")
+        slider = browser.find_element(By.ID, "frame")
+        slider.click()
+        slider.send_keys(Keys.HOME, *([Keys.ARROW_RIGHT] * placement["frame"]))
+        drag_box(browser, placement["box"], (width, height))
+        drawn = text_of(browser, "box-label")
+        values = [float(v) for v in drawn.split("[")[1].split("]")[0].split(",")]
+        assert max(abs(a - b) for a, b in zip(values, placement["box"], strict=True)) <= 1.5, drawn
         WebDriverWait(browser, 240).until(
             lambda d: (
                 "frames in" in d.find_element(By.ID, "preview-status").text
@@ -264,13 +286,15 @@ def test_real_pipeline_on_the_synthetic_demo_case(browser: webdriver.Chrome, tmp
         screenshot(browser, "4-demo-placement")
         browser.find_element(By.ID, "run").click()
         WebDriverWait(browser, 300).until(
-            lambda d: (
-                d.find_element(By.ID, "result-card").is_displayed() or d.find_element(By.ID, "error").is_displayed()
-            )
+            lambda d: any(d.find_element(By.ID, name).is_displayed() for name in ("result-card", "error"))
         )
         assert browser.find_element(By.ID, "result-card").is_displayed(), text_of(browser, "error-text")
         WebDriverWait(browser, 30).until(
             lambda d: d.execute_script("return document.getElementById('result-video').readyState >= 2;")
         )
+        size = browser.execute_script(
+            "const v = document.getElementById('result-video'); return [v.videoWidth, v.videoHeight];"
+        )
+        assert size == [width, height]
         browser.execute_script("document.getElementById('result-card').scrollIntoView()")
         screenshot(browser, "5-demo-result")
