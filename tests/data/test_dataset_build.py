@@ -12,7 +12,13 @@ from dataset_fixtures import write_tiny_triplet
 
 from insertanywhere.data.dataset_manifest import load_manifest
 from insertanywhere.data.dataset_reference import ClassicalEmbedder, carries_background
-from insertanywhere.data.rose import DatasetBuildConfig, build_dataset, find_rose_triplets
+from insertanywhere.data.rose import (
+    DatasetBuildConfig,
+    build_dataset,
+    find_rose_triplets,
+    is_binary_mask_frame,
+    mask_from_frame,
+)
 from insertanywhere.errors import InputError
 from insertanywhere.io.images import read_png, read_sequence
 from insertanywhere.io.video import read_video, write_video
@@ -95,6 +101,18 @@ def test_references_without_crops_come_from_the_renders(sources, tmp_path):
     config = DatasetBuildConfig(crop_candidates=False)
     report = build_dataset(sources, tmp_path / "ds", ClassicalEmbedder(), config)
     assert {(s.reference_kind, s.reference_origin) for s in report.samples} == {("render", "object.png")}
+
+
+def test_mask_clip_may_be_a_mask_or_a_masked_video(sources):
+    target, _ = read_video(sources / "case0" / "gt" / "inserted.mp4")
+    masks = np.stack(read_sequence(sources / "case0" / "gt" / "masks", "mask"))
+    binary = np.repeat(masks[0][..., None], 3, axis=2).astype(np.uint8) * 255
+    assert is_binary_mask_frame(binary)
+    np.testing.assert_array_equal(mask_from_frame(binary, target[0]), masks[0])
+    masked_video = np.where(masks[0][..., None], np.uint8(0), target[0])  # the object's region blacked out
+    assert not is_binary_mask_frame(masked_video)
+    found = mask_from_frame(masked_video, target[0])
+    assert (found & masks[0]).sum() / (found | masks[0]).sum() > 0.95
 
 
 def test_rerun_reuses_finished_samples(sources, tmp_path):

@@ -27,7 +27,6 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -217,10 +216,34 @@ class DatasetBuildConfig:
     seed: int = 0
 
 
-def _mask_frames(path: Path) -> Iterator[np.ndarray]:
-    """(H, W) bool masks of a mask video or image folder (object where the grey level is above 127)."""
-    for frame in VideoReader(path):
-        yield frame.max(axis=2) > 127
+def is_binary_mask_frame(frame: np.ndarray, tolerance: int = 40, min_fraction: float = 0.97) -> bool:
+    """True when an (H, W, 3) uint8 frame is a black/white mask (codec noise allowed): grey, near 0 or 255."""
+    frame = frame.astype(np.int16)
+    grey = (frame.max(axis=2) - frame.min(axis=2)) <= tolerance
+    level = frame.mean(axis=2)
+    extreme = (level <= tolerance) | (level >= 255 - tolerance)
+    return bool((grey & extreme).mean() >= min_fraction)
+
+
+def mask_from_frame(mask_frame: np.ndarray, with_object_frame: np.ndarray, hole_threshold: float = 40.0) -> np.ndarray:
+    """The object mask (H, W) bool from one frame of a mask clip.
+
+    A black/white mask (the usual case) is thresholded at 127. Otherwise the clip is taken to be a *masked video*
+    (the with-object frame with the object's region filled by a constant), as some removal datasets ship it: the
+    object is where it differs from the with-object frame by more than ``hole_threshold`` (max over RGB), opened
+    with a 3x3 square to drop codec speckle. ROSE's ``Masked`` files were not inspected (see docs/training.md),
+    hence both readings.
+
+    Args:
+        mask_frame: (H, W, 3) uint8, a frame of the mask clip.
+        with_object_frame: (H, W, 3) uint8, the same frame of the with-object clip.
+    """
+    import cv2
+
+    if is_binary_mask_frame(mask_frame):
+        return mask_frame.max(axis=2) > 127
+    hole = np.abs(mask_frame.astype(np.int16) - with_object_frame.astype(np.int16)).max(axis=2) > hole_threshold
+    return cv2.morphologyEx(hole.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
 
 
 class BrokenSampleError(Exception):
@@ -258,14 +281,15 @@ def build_sample(
     crops: list[ObjectCrop] = []
     object_px = extra_px = 0
     visible_frames = 0
-    frames = zip(with_reader, without_reader, _mask_frames(triplet.mask), strict=True)
+    frames = zip(with_reader, without_reader, VideoReader(triplet.mask), strict=True)
     with (
         VideoWriter(sample_dir / "source.mp4", info.width, info.height, info.fps) as source_writer,
         VideoWriter(sample_dir / "target.mp4", info.width, info.height, info.fps) as target_writer,
     ):
-        for index, (target, source, object_mask) in enumerate(frames):
+        for index, (target, source, mask_frame) in enumerate(frames):
             if index >= n_frames:
                 break
+            object_mask = mask_from_frame(mask_frame, target)
             extended = extended_optics_mask_frame(source, target, object_mask, config.optics)
             source_writer.write(source)
             target_writer.write(target)
