@@ -148,3 +148,41 @@ def test_back_face_culling_does_not_change_a_closed_mesh(flip_winding: bool) -> 
     assert culled.alpha.sum() > 100
     np.testing.assert_allclose(culled.alpha, full.alpha, atol=1e-6)
     np.testing.assert_allclose(culled.color, full.color, atol=1e-5)
+
+
+def test_near_plane_clipping_keeps_the_visible_part() -> None:
+    # A long textured floor strip running from behind the camera to far ahead: the part in front must draw.
+    rgba = opaque_rgba(32, 8, seed=2)
+    mesh = card_mesh(rgba)
+    camera = camera_at_origin()
+    # Lay the card flat: object +Y (its height) along camera +z (forward), its front facing up (camera -y).
+    pose = np.eye(4)
+    pose[:3, :3] = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]) * 8.0
+    pose[:3, 3] = (0.0, 0.5, -2.0)  # from z = -2 (behind) to z = 6, half a unit below the camera
+    layer = render_object(mesh, camera, pose, W, H)
+    assert layer.bbox is not None
+    covered = layer.alpha > 0.99
+    assert covered[-1].any()  # reaches the bottom edge (the near part of the floor)
+    # Below the horizon the floor appears at depth z = f * 0.5 / (y - cy): check one row.
+    row = H - 5
+    expected = FOCAL * 0.5 / (row + 0.5 - H / 2)
+    np.testing.assert_allclose(layer.depth[row][covered[row]], expected, rtol=0.02)
+    assert not covered[: H // 2].any()  # nothing above the horizon
+
+
+@pytest.mark.parametrize(("depths", "n_faces"), [((2.0, -1.0, -1.0), 1), ((2.0, 2.0, -1.0), 2), ((-1.0, 2.0, 2.0), 2)])
+def test_clip_near_cuts_a_triangle_and_keeps_its_winding(depths: tuple[float, float, float], n_faces: int) -> None:
+    from insertanywhere.render.clip import clip_near
+    from insertanywhere.render.mesh import TexturedMesh
+
+    vertices = np.array([[0.0, 0.0, depths[0]], [1.0, 0.0, depths[1]], [0.0, 1.0, depths[2]]])
+    mesh = TexturedMesh(vertices, np.array([[0, 1, 2]]), vertex_colors=np.full((3, 4), 255, np.uint8))
+    clipped, cam = clip_near(mesh, vertices, near=0.5)
+    assert len(clipped.faces) == n_faces
+    assert (cam[clipped.faces][..., 2] >= 0.5 - 1e-12).all()
+    original = np.cross(vertices[1] - vertices[0], vertices[2] - vertices[0])
+    for face in clipped.faces:
+        normal = np.cross(cam[face[1]] - cam[face[0]], cam[face[2]] - cam[face[0]])
+        assert normal @ original > 0  # same plane, same winding
+        # Every new vertex lies on the original triangle's plane.
+        np.testing.assert_allclose((cam[face] - vertices[0]) @ original, 0.0, atol=1e-12)

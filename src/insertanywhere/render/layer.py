@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from insertanywhere.conventions import Camera
+from insertanywhere.render.clip import clip_near, near_plane
 from insertanywhere.render.light import Light
 from insertanywhere.render.mesh import TexturedMesh, render_pose
 from insertanywhere.render.rasterize import rasterize_pixels
@@ -124,7 +125,7 @@ def render_object(
         width, height: frame size in pixels.
         supersample: samples per pixel along each axis (antialiasing); 1 = aliased. A card entirely in
             front of the camera takes the exact planar path (``render_card``), antialiased by its texture's
-            own alpha, and ignores it.
+            own alpha, and ignores it. Geometry behind the near plane (``clip.near_plane``) is cut away.
         light: the scene's light for Lambert + ambient shading of meshes; None = a soft light from above
             the camera. Cards are never shaded: they keep their photo's shading.
 
@@ -132,7 +133,15 @@ def render_object(
         The ObjectLayer (full-frame arrays).
     """
     projected = project_mesh(mesh, camera, world_from_object)
-    if mesh.is_card and np.all(projected.vertices_cam[:, 2] > 1e-6):
+    depth = projected.vertices_cam[:, 2]
+    near = near_plane(depth)
+    if np.all(depth <= near):
+        return ObjectLayer.empty(width, height)
+    if np.any(depth <= near):  # the camera is inside or right next to the object: cut at the near plane
+        mesh, vertices_cam = clip_near(mesh, projected.vertices_cam, near)
+        pixels = _apply_linear(camera.K, vertices_cam)[:, :2] / vertices_cam[:, 2:3]
+        projected = ProjectedMesh(vertices_cam, pixels, projected.world_from_object)
+    elif mesh.is_card:
         return render_card(mesh, camera, projected, width, height)
     return render_mesh(mesh, camera, projected, width, height, supersample, light)
 
