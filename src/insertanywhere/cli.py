@@ -180,7 +180,7 @@ def insert(
         raise InputError(f"--facing {facing!r}: choose fixed or camera")
     vace_config = None
     if synth == "vace":
-        from insertanywhere.synth.vace import VaceConfig
+        from insertanywhere.synth.vace import VaceConfig, preflight_vace
 
         vace_fields = {
             "lora": None if lora is None else str(lora),
@@ -191,10 +191,12 @@ def insert(
             "steps": steps,
             "allow_cpu": allow_cpu,
             "offload": offload,
+            "object_name": object_path.stem,
         }
         if model is not None:
             vace_fields["model"] = model
         vace_config = VaceConfig(**vace_fields)
+        preflight_vace(vace_config)  # refuse a CPU-only machine or a missing extra before the expensive stages
     config = _insert_config(
         video=video,
         object_path=object_path,
@@ -540,7 +542,9 @@ def reconstruct(
     K: Annotated[str | None, typer.Option("--K", help="Intrinsics fx,fy,cx,cy in pixels.")] = None,
     flow: Annotated[str, typer.Option(help="Flow backend: dis | raft.")] = "dis",
     depth: Annotated[str, typer.Option(help="Depth backend: classical | depth-anything-v2 | files:DIR.")] = "classical",
-    dynamic: Annotated[str, typer.Option(help="Dynamic-region backend: residual | sam2.")] = "residual",
+    dynamic: Annotated[
+        str, typer.Option(help="Dynamic-region backend: residual (sam2 is not available).")
+    ] = "residual",
     model_path: Annotated[
         str | None, typer.Option(help="Weights folder (or cached hub id) of the learned backend.")
     ] = None,

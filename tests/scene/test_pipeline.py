@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from insertanywhere.conventions import Scene4D
-from insertanywhere.errors import InputError
+from insertanywhere.errors import InputError, UserError
 from insertanywhere.io.scene_store import load_scene
 from insertanywhere.scene import ReconstructConfig, reconstruct, reconstruct_to_folder
 from insertanywhere.scene.metrics import ate_percent, depth_errors
@@ -39,14 +39,37 @@ def _check_contract(scene: Scene4D, n_frames: int, height: int, width: int) -> N
 
 def test_dolly_cameras_and_depth():
     case = _case("dolly")
-    scene = reconstruct(case.background, ReconstructConfig())
+    K = case.cameras[0].K  # self-calibration is weak on 9 frames: give the true intrinsics
+    scene = reconstruct(case.background, ReconstructConfig(K=(K[0, 0], K[1, 1], K[0, 2], K[1, 2])))
     _check_contract(scene, case.n_frames, *case.background.shape[1:3])
     assert scene.meta.camera_model == "general"
     ate = ate_percent(_poses(scene.cameras), _poses(case.cameras))
-    assert ate["ate_percent"] < 3.0, ate  # 160x96 and 9 frames: looser than the 832x480 benchmark target
+    assert ate["ate_percent"] < 5.0, ate  # 160x96, 9 frames, ~300 tracks: far looser than the 832x480 target
+    # 160x96 has too few tracks on the near box for accurate depth (see the slow 416x240 test): sanity only.
     errors = depth_errors(scene.depth, case.depth, ~case.dynamic)
-    assert errors["abs_rel"] < 0.3 and errors["coverage"] > 0.5, errors
+    assert errors["coverage"] > 0.5 and errors["abs_rel"] < 0.5, errors
     assert scene.points_world is not None and len(scene.points_world) > 50
+
+
+@pytest.mark.slow
+def test_dolly_medium_size_accuracy():
+    case = _case("dolly", width=416, height=240, n_frames=25)
+    scene = reconstruct(case.background, ReconstructConfig())  # self-calibrated intrinsics
+    assert scene.meta.camera_model == "general"
+    ate = ate_percent(_poses(scene.cameras), _poses(case.cameras))
+    assert ate["ate_percent"] < 1.0, ate
+    errors = depth_errors(scene.depth, case.depth, ~case.dynamic)
+    assert errors["abs_rel"] < 0.1 and errors["delta_1_25"] > 0.9, errors
+
+
+@pytest.mark.slow
+def test_pan_is_rotation():
+    case = _case("pan", width=416, height=240, n_frames=25)
+    scene = reconstruct(case.background, ReconstructConfig())
+    assert scene.meta.camera_model == "rotation"
+    from insertanywhere.scene.metrics import relative_rotation_error_deg
+
+    assert relative_rotation_error_deg(_poses(scene.cameras), _poses(case.cameras)) < 0.1
 
 
 def test_static_clip_is_static():
@@ -80,12 +103,15 @@ def test_bad_config_is_one_line():
         ReconstructConfig(flow="farneback").validate()
     with pytest.raises(InputError, match="model-path"):
         ReconstructConfig(depth="depth-anything-v2").validate()
+    with pytest.raises(UserError, match="torchvision"):
+        ReconstructConfig(dynamic="sam2").validate()
     with pytest.raises(InputError, match="frames must be"):
         reconstruct(np.zeros((3, 8, 8), np.uint8))
 
 
+@pytest.mark.slow
 def test_files_depth_backend_makes_metric_units(tmp_path):
-    case = _case("dolly")
+    case = _case("dolly", width=416, height=240, n_frames=25)
     import cv2
 
     depth_dir = tmp_path / "depth"
@@ -96,13 +122,12 @@ def test_files_depth_backend_makes_metric_units(tmp_path):
     config = ReconstructConfig(depth=f"files:{depth_dir}", K=(K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
     scene = reconstruct(case.background, config)
     assert scene.meta.units == "metric"
-    # Metric units: the camera travels the true distance without any scale alignment (160x96, 9 frames:
-    # the classical triangulation is coarse there, hence the loose bound).
+    # Metric units: the camera travels the true distance without any scale alignment.
     centers = np.stack([c.center_world for c in scene.cameras])
     true_centers = np.stack([c.center_world for c in case.cameras])
     travel = np.linalg.norm(centers[-1] - centers[0])
     true_travel = np.linalg.norm(true_centers[-1] - true_centers[0])
-    assert abs(travel - true_travel) / true_travel < 0.35, (travel, true_travel)
+    assert abs(travel - true_travel) / true_travel < 0.15, (travel, true_travel)
 
 
 def test_cli_reconstruct(tmp_path):

@@ -42,8 +42,9 @@ class CameraConfig:
     min_triangulation_deg: float = 1.0
     max_reprojection_px: float = 2.0
     optimize_focal: bool = True
-    ba_max_nfev: int = 25
-    max_ba_points: int = 1500
+    ba_max_nfev: int = 20
+    max_ba_points: int = 800
+    global_ba_max_frames: int = 30
 
 
 @dataclass
@@ -425,10 +426,10 @@ def estimate_general(
         if recon.register(frame, None):
             recon.triangulate_new(frame)
             if count % 4 == 3:
-                recon.bundle(sorted(recon.poses), optimize_focal, max_nfev=8)
+                recon.bundle(sorted(recon.poses), optimize_focal, max_nfev=5)
         progress("cameras", count + 1, len(pending) + 1)
     recon.bundle(sorted(recon.poses), optimize_focal, max_nfev=config.ba_max_nfev)
-    # Every other frame by PnP against the keyframe structure, then one global adjustment.
+    # Every other frame by PnP (RANSAC, then Levenberg-Marquardt) against the adjusted keyframe structure.
     for frame in range(n_frames):
         if frame not in recon.poses:
             recon.register(frame, None)
@@ -436,7 +437,8 @@ def estimate_general(
     for frame in missing:  # rare: copy the nearest registered pose
         nearest = min(recon.poses, key=lambda f: abs(f - frame))
         recon.poses[frame] = recon.poses[nearest].copy()
-    recon.bundle(list(range(n_frames)), optimize_focal, max_nfev=config.ba_max_nfev)
+    if n_frames <= config.global_ba_max_frames:  # short clips: every frame in one adjustment (cheap there)
+        recon.bundle(list(range(n_frames)), optimize_focal, max_nfev=config.ba_max_nfev)
     progress("cameras", len(pending) + 1, len(pending) + 1)
     cam_from_world = np.stack([recon.poses[f] for f in range(n_frames)])
     return cam_from_world, recon.K, recon.points, keyframes

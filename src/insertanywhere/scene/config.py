@@ -6,14 +6,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from insertanywhere.errors import InputError
+from insertanywhere.errors import InputError, MissingDependencyError
 from insertanywhere.scene.cameras import CameraConfig
 from insertanywhere.scene.dynamic import ResidualConfig
 from insertanywhere.scene.tracks import TrackerConfig
 
 FLOW_NAMES = ("dis", "raft")
 DEPTH_NAMES = ("classical", "depth-anything-v2", "files:DIR")
-DYNAMIC_NAMES = ("residual", "sam2")
+DYNAMIC_NAMES = ("residual",)
+SAM2_UNAVAILABLE = (
+    "the sam2 dynamic backend is not available: PyPI sam2 needs torchvision, which cannot be installed beside "
+    "this torch build; use --dynamic residual"
+)
 
 
 @dataclass
@@ -23,10 +27,10 @@ class ReconstructConfig:
     Attributes:
         flow: "dis" | "raft".
         depth: "classical" | "depth-anything-v2" | "files:DIR".
-        dynamic: "residual" | "sam2".
+        dynamic: "residual" ("sam2" is refused with a one-line reason, see docs/reconstruction.md).
         fov_deg: horizontal field of view in degrees, or None.
         K: ``(fx, fy, cx, cy)`` full-resolution pixels, or None (self-calibrated).
-        model_path: local folder or hub id of the learned backend's weights (depth-anything-v2, raft, sam2).
+        model_path: local folder or hub id of the learned backend's weights (depth-anything-v2 or raft).
         work_long_side: long side in pixels of the working resolution for flow, tracks and cameras.
         dis_preset: "ultrafast" | "fast" | "medium".
         device: torch device for learned backends.
@@ -53,13 +57,13 @@ class ReconstructConfig:
             raise InputError(f"unknown depth backend {self.depth!r}; choose one of {', '.join(DEPTH_NAMES)}")
         if self.depth.startswith("files:") and not Path(self.depth[len("files:") :]).is_dir():
             raise InputError(f"--depth {self.depth}: the folder does not exist")
+        if self.dynamic == "sam2":
+            raise MissingDependencyError(SAM2_UNAVAILABLE)
         if self.dynamic not in DYNAMIC_NAMES:
             raise InputError(f"unknown dynamic backend {self.dynamic!r}; choose one of {', '.join(DYNAMIC_NAMES)}")
         if self.work_long_side < 64:
             raise InputError(f"work_long_side {self.work_long_side} is too small; use at least 64 pixels")
-        learned = [
-            name for name in (self.flow, self.depth, self.dynamic) if name in ("raft", "depth-anything-v2", "sam2")
-        ]
+        learned = [name for name in (self.flow, self.depth) if name in ("raft", "depth-anything-v2")]
         if learned and not self.model_path:
             raise InputError(f"the {learned[0]} backend needs --model-path (a local weights folder or a hub id)")
         if len(learned) > 1:

@@ -34,8 +34,18 @@ class ResidualConfig:
     close_px: int = 3
 
 
+def pixel_rays(width: int, height: int, K: np.ndarray) -> np.ndarray:
+    """(h, w, 3) float32 camera rays with z = 1 through the pixel centres."""
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32) + 0.5, np.arange(height, dtype=np.float32) + 0.5)
+    return (np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ np.linalg.inv(K).T.astype(np.float32)).astype(np.float32)
+
+
 def rigid_flow(
-    depth: np.ndarray, K: np.ndarray, cam_from_world_a: np.ndarray, cam_from_world_b: np.ndarray
+    depth: np.ndarray,
+    K: np.ndarray,
+    cam_from_world_a: np.ndarray,
+    cam_from_world_b: np.ndarray,
+    rays: np.ndarray | None = None,
 ) -> np.ndarray:
     """Flow that the camera motion a -> b induces on static pixels.
 
@@ -44,29 +54,33 @@ def rigid_flow(
             far (their flow is the rotation's homography).
         K: (3, 3) intrinsics at this resolution.
         cam_from_world_a, cam_from_world_b: (4, 4).
+        rays: optional precomputed ``pixel_rays`` (h, w, 3).
 
     Returns:
         (h, w, 2) float32 displacement in pixels from a to b.
     """
     height, width = depth.shape
+    if rays is None:
+        rays = pixel_rays(width, height, K)
     b_from_a = cam_from_world_b @ np.linalg.inv(cam_from_world_a)
-    xs, ys = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-    rays = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ np.linalg.inv(K).T
     known = depth > 0
-    inverse_depth = np.where(known, 1.0 / np.where(known, depth, 1.0), 0.0)
-    # Points in homogeneous form (ray, 1/z): works for the plane at infinity too.
-    cam_b = rays @ b_from_a[:3, :3].T + inverse_depth[..., None] * b_from_a[:3, 3]
-    pixels = cam_b @ K.T
+    inverse_depth = np.where(known, 1.0 / np.where(known, depth, 1.0), 0.0).astype(np.float32)
+    # Points in homogeneous form (ray, 1/z): works for the plane at infinity too. Project with K directly.
+    projection = (K @ b_from_a[:3, :3]).astype(np.float32)
+    offset = (K @ b_from_a[:3, 3]).astype(np.float32)
+    pixels = rays @ projection.T + inverse_depth[..., None] * offset
     z = pixels[..., 2]
-    safe = np.where(np.abs(z) < 1e-9, 1e-9, z)
-    flow = np.stack([pixels[..., 0] / safe - xs, pixels[..., 1] / safe - ys], axis=-1)
-    return flow.astype(np.float32)
+    safe = np.where(np.abs(z) < 1e-9, np.float32(1e-9), z)
+    source = rays @ K.T.astype(np.float32)  # the pixel centres themselves
+    return np.stack([pixels[..., 0] / safe - source[..., 0], pixels[..., 1] / safe - source[..., 1]], axis=-1)
 
 
 def residual_score(flow: np.ndarray, flow_rigid: np.ndarray, config: ResidualConfig) -> np.ndarray:
     """(h, w) float32 normalised residual ``|flow - rigid| / (sigma + relative |rigid|)``."""
-    residual = np.linalg.norm(flow - flow_rigid, axis=-1)
-    return (residual / (config.sigma_px + config.relative * np.linalg.norm(flow_rigid, axis=-1))).astype(np.float32)
+    difference = flow - flow_rigid
+    residual = np.sqrt(difference[..., 0] ** 2 + difference[..., 1] ** 2)
+    rigid_norm = np.sqrt(flow_rigid[..., 0] ** 2 + flow_rigid[..., 1] ** 2)
+    return (residual / (config.sigma_px + config.relative * rigid_norm)).astype(np.float32)
 
 
 def hysteresis_masks(scores: np.ndarray, config: ResidualConfig) -> np.ndarray:
@@ -129,12 +143,13 @@ def residual_scores(
     """
     n_frames = len(cam_from_world)
     scores = np.zeros(depth.shape, np.float32)
+    rays = pixel_rays(depth.shape[2], depth.shape[1], K)
     for t in range(n_frames):
         if t < n_frames - 1:
-            forward = rigid_flow(depth[t], K, cam_from_world[t], cam_from_world[t + 1])
+            forward = rigid_flow(depth[t], K, cam_from_world[t], cam_from_world[t + 1], rays)
             scores[t] = residual_score(flow_forward[t], forward, config)
         if t > 0:
-            backward = rigid_flow(depth[t], K, cam_from_world[t], cam_from_world[t - 1])
+            backward = rigid_flow(depth[t], K, cam_from_world[t], cam_from_world[t - 1], rays)
             scores[t] = np.maximum(scores[t], residual_score(flow_backward[t - 1], backward, config))
         progress("dynamic", t + 1, n_frames)
     return scores

@@ -51,12 +51,27 @@ def ate_percent(estimated_cam_from_world: np.ndarray, true_cam_from_world: np.nd
     return {"ate_rmse": rmse, "trajectory_length": length, "ate_percent": 100.0 * rmse / max(length, 1e-9)}
 
 
+def _orthonormal(rotations: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) nearly-rotation matrices -> the nearest rotations (Frobenius, via SVD)."""
+    u, _, vt = np.linalg.svd(rotations)
+    fixed = u @ vt
+    flip = np.linalg.det(fixed) < 0
+    u[flip, :, -1] *= -1
+    return np.where(flip[:, None, None], u @ vt, fixed)
+
+
 def relative_rotation_error_deg(estimated_cam_from_world: np.ndarray, true_cam_from_world: np.ndarray) -> float:
-    """Mean angle (degrees) between estimated and true relative rotations of consecutive frames."""
+    """Mean angle (degrees) between estimated and true relative rotations of consecutive frames.
+
+    Rotations are first projected onto SO(3) (SVD): ground truth from RGB-D fusion (7-Scenes) is not
+    exactly orthonormal, which would otherwise swamp sub-degree errors.
+    """
+    estimated = _orthonormal(estimated_cam_from_world[:, :3, :3])
+    truth = _orthonormal(true_cam_from_world[:, :3, :3])
     errors = []
-    for t in range(len(estimated_cam_from_world) - 1):
-        rel_est = estimated_cam_from_world[t + 1, :3, :3] @ estimated_cam_from_world[t, :3, :3].T
-        rel_true = true_cam_from_world[t + 1, :3, :3] @ true_cam_from_world[t, :3, :3].T
+    for t in range(len(estimated) - 1):
+        rel_est = estimated[t + 1] @ estimated[t].T
+        rel_true = truth[t + 1] @ truth[t].T
         diff = rel_est @ rel_true.T
         errors.append(np.degrees(np.arccos(np.clip((np.trace(diff) - 1) / 2, -1.0, 1.0))))
     return float(np.mean(errors)) if errors else 0.0

@@ -37,9 +37,5 @@ def make_depth_prior(config: ReconstructConfig) -> DepthPrior:
 
 
 def make_dynamic_backend(config: ReconstructConfig) -> DynamicBackend:
-    """The dynamic-region backend named by ``config.dynamic`` ("residual" or "sam2")."""
-    if config.dynamic == "sam2":
-        from insertanywhere.models.sam2 import Sam2Dynamic, load_sam2
-
-        return Sam2Dynamic(*load_sam2(config.model_path, device=config.device), device=config.device)
+    """The dynamic-region backend named by ``config.dynamic`` (only "residual" here, see config.py)."""
     return DYNAMIC_BACKENDS[config.dynamic]()
