@@ -32,6 +32,7 @@ from insertanywhere.data.synthetic.textures import (
     FLOOR_TEXTURES,
     POSTER_TEXTURES,
     WALL_TEXTURES,
+    MipTexture,
     build_mip_texture,
     cutout_card_texture,
     photo_texture,
@@ -68,7 +69,7 @@ class _Builder:
         self.fov_x_deg = float(self.rng.uniform(55.0, 65.0))
 
     # -- primitives -----------------------------------------------------------------
-    def texture(self, name: str):
+    def texture(self, name: str) -> MipTexture:
         self.texture_names.add(name)
         return photo_texture(name)
 
@@ -175,7 +176,13 @@ class _Builder:
             cameras.append(Camera(K, cam_from_world))
         return cameras
 
-    def light(self, camera0_center: np.ndarray, spot: np.ndarray, elevation_range=(35.0, 55.0), dim=False) -> Light:
+    def light(
+        self,
+        camera0_center: np.ndarray,
+        spot: np.ndarray,
+        elevation_range: tuple[float, float] = (35.0, 55.0),
+        dim: bool = False,
+    ) -> Light:
         """Sun on the camera's side, 30-55 degrees off the view direction, so the shadow falls beside the object."""
         to_camera = camera0_center[:2] - spot[:2]
         base = math.degrees(math.atan2(to_camera[1], to_camera[0]))
@@ -205,7 +212,9 @@ def _family_salt(family: str) -> int:
 # ----------------------------------------------------------------------------- shared layouts
 
 
-def _spot_and_camera(b: _Builder, radius_range=(1.8, 2.3)) -> tuple[np.ndarray, float, float, float]:
+def _spot_and_camera(
+    b: _Builder, radius_range: tuple[float, float] = (1.8, 2.3)
+) -> tuple[np.ndarray, float, float, float]:
     """Object spot on the floor plan, and the frame-0 camera's radius, azimuth and height."""
     spot_xy = np.array([b.rng.uniform(-0.4, 0.4), b.rng.uniform(-0.2, 0.4)])
     radius = float(b.rng.uniform(*radius_range))
@@ -257,11 +266,16 @@ def _build_table_scene(b: _Builder, camera_path: str) -> SceneDescription:
 
 
 def _moving_occluder(
-    b: _Builder, eyes: np.ndarray, target: np.ndarray, contact: np.ndarray, card: ObjectCard, lateral_dir: np.ndarray,
-    t_center: float = 0.5, duration: float = 1.0,
-) -> None:  # fmt: skip
-    """A tall panel that crosses the line of sight at ~45 % of the distance, wide enough to hide the object
-    completely for about a third of its crossing; it is clear of the object's silhouette at the start."""
+    b: _Builder, eyes: np.ndarray, contact: np.ndarray, card: ObjectCard, lateral_dir: np.ndarray
+) -> None:
+    """A tall panel that crosses the line of sight at 45 % of the distance at constant speed, centred on
+    the middle of the clip, wide enough to hide the object completely for about a third of its crossing
+    and clear of the object's silhouette at the start.
+
+    Args:
+        eyes: (T, 3) camera centres (world, metres); contact: (3,) the object's contact point at mid-clip;
+        lateral_dir: (3,) horizontal unit direction the panel moves along.
+    """
     eye0 = eyes[0]
     distance = float(np.linalg.norm((contact - eye0)[:2]))
     fraction = 0.45
@@ -281,9 +295,7 @@ def _moving_occluder(
     yaw = math.atan2(ray_xy[1], ray_xy[0]) - math.pi / 2  # panel's local x along the lateral direction
     positions = []
     for s in b.s:
-        # Constant speed through the line of sight; the crossing is centred on t_center.
-        u = np.clip((s - t_center) / duration * 2.0, -1.0, 1.0) if duration > 0 else 0.0
-        positions.append(make_pose(rotation_z(yaw), center0 + lateral_dir * travel * u))
+        positions.append(make_pose(rotation_z(yaw), center0 + lateral_dir * travel * (2.0 * s - 1.0)))
     body = b.add_body("occluder", np.array(positions), dynamic=True)
     poster = str(b.rng.choice(POSTER_TEXTURES))
     b.add_box("occluder_panel", np.zeros(3), (half_w, thickness / 2, panel_top / 2), body=body, side=poster,
@@ -306,7 +318,7 @@ def _build_moving_occluder(b: _Builder) -> SceneDescription:
     lateral = _horizontal_lateral(eye0, target)
     eyes = eye0 + ease(b.s)[:, None] * lateral * float(b.rng.uniform(-0.12, 0.12))
     direction = float(b.rng.choice([-1.0, 1.0]))
-    _moving_occluder(b, eyes, target, contact, card, lateral * direction)
+    _moving_occluder(b, eyes, contact, card, lateral * direction)
     cameras = b.cameras_looking_at(eyes, np.tile(target, (b.n_frames, 1)))
     return b.finish(card, cameras, b.light(eye0, contact), "general", contact)
 
@@ -377,7 +389,9 @@ def _bisect(function: Callable[[float], float], a: float, b: float, steps: int =
     return 0.5 * (a + b)
 
 
-def _cart_body(b: _Builder, start_xy: np.ndarray, travel_xy: np.ndarray, turn_deg: float, name: str = "cart"):
+def _cart_body(
+    b: _Builder, start_xy: np.ndarray, travel_xy: np.ndarray, turn_deg: float, name: str = "cart"
+) -> tuple[str, np.ndarray]:
     """A cart (a box on the floor) translating by ``travel_xy`` and turning by ``turn_deg`` (eased)."""
     height = float(b.rng.uniform(0.35, 0.55))
     yaw0 = float(b.rng.uniform(0, math.pi))
@@ -437,7 +451,7 @@ def _build_demo(b: _Builder) -> SceneDescription:
     # The panel crosses the middle of the clip; aim at the object's mid-clip position.
     mid = b.n_frames // 2
     contact_mid = transform_points(b.bodies[body].world_from_body[mid] @ card.body_from_object, np.zeros((1, 3)))[0]
-    _moving_occluder(b, eyes, mid_target, contact_mid, card, lateral * float(b.rng.choice([-1.0, 1.0])))
+    _moving_occluder(b, eyes, contact_mid, card, lateral * float(b.rng.choice([-1.0, 1.0])))
     cameras = b.cameras_looking_at(eyes, np.tile(mid_target, (b.n_frames, 1)))
     plane_point_body = invert_pose(b.bodies[body].world_from_body[0]) @ np.append(contact, 1.0)
     return b.finish(card, cameras, b.light(eye0, contact), "general", plane_point_body[:3])

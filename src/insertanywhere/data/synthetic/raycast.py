@@ -16,7 +16,7 @@ Depth is the exact z-depth (rays are scaled to camera z = 1, so the ray paramete
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -77,6 +77,8 @@ class _Placed:
     half: np.ndarray | None = None
     texture_top: MipTexture | None = None
     box_tile: float = 1.0
+    R32: np.ndarray = field(init=False, repr=False)
+    c32: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         # float32 copies for the per-ray arithmetic (metre-scale scenes: ~1e-5 m precision is plenty).

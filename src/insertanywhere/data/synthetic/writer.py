@@ -35,7 +35,9 @@ class SynthError(InputError):
     """A synth request that cannot be rendered (unknown family, bad size)."""
 
 
-def resolve_size(family: str, small: bool, n_frames: int | None, width: int | None, height: int | None):
+def resolve_size(
+    family: str, small: bool, n_frames: int | None, width: int | None, height: int | None
+) -> tuple[int, int, int]:
     """(width, height, n_frames) for a request: explicit values win, then --small, then the family default."""
     if family not in FAMILIES:
         raise SynthError(f"unknown scene family {family!r}; choose one of: {', '.join(FAMILIES)}")
