@@ -155,3 +155,18 @@ def test_one_euro_filter_is_steady_and_follows_steps() -> None:
     assert np.std(steady[10:]) < 0.005
     after_step = [smoother(np.array([1.0]))[0] for _ in range(3)]
     assert after_step[0] > 0.5 and after_step[-1] > 0.9
+
+
+def test_light_wrap_tints_the_rim_not_the_core() -> None:
+    frame = np.zeros((H, W, 3), np.uint8)
+    frame[..., 2] = 230  # a blue background
+    layer = square_layer(x0=30, y0=20, size=30, color=(0.9, 0.9, 0.1))
+    config = CompositeConfig(harmonize=False, match_sharpness=False, grain=False, feather_px=0.0, light_wrap=0.5)
+    plain = CompositeConfig(harmonize=False, match_sharpness=False, grain=False, feather_px=0.0, light_wrap=0.0)
+    no_shadow = np.zeros((H, W), np.float32)
+    wrapped = Compositor(config, frame, layer).composite(frame, layer, layer.alpha, no_shadow, STILL)
+    clean = Compositor(plain, frame, layer).composite(frame, layer, layer.alpha, no_shadow, STILL)
+    rim = (20, slice(35, 45))  # the object's top row
+    core = (35, slice(40, 45))
+    assert wrapped[rim][:, 2].mean() > clean[rim][:, 2].mean() + 20  # blue spills onto the rim
+    np.testing.assert_array_equal(wrapped[core], clean[core])
