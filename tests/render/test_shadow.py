@@ -86,3 +86,13 @@ def test_grazing_light_casts_no_runaway_shadow() -> None:
     light = Light(np.array([1.0, 0.0, 0.0]), strength=1.0)  # in the support plane
     matte = render_shadow(box_mesh(), camera, np.diag([0.6, 0.6, 0.6, 1.0]), FLOOR, light, W, H)
     assert np.isfinite(matte).all() and (matte > 0.5).mean() < 0.2
+
+
+def test_shadow_running_under_the_camera_is_cut_not_dropped() -> None:
+    camera = looking_down_camera()
+    # Light from straight ahead, low: the box's shadow runs toward the camera and passes under it.
+    light = Light.from_angles(180, 6, FLOOR.normal_world, camera, strength=1.0, softness=0.0)
+    pose = np.diag([1.5, 1.5, 1.5, 1.0])
+    pose[:3, 3] = (0.0, 0.0, 0.5)
+    matte = render_shadow(box_mesh(), camera, pose, FLOOR, light, W, H, ShadowConfig(contact_opacity=0.0))
+    assert matte[-1].max() > 0.9  # it reaches the bottom edge of the image

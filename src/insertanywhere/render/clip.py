@@ -32,6 +32,14 @@ def clip_near(mesh: TexturedMesh, vertices_cam: np.ndarray, near: float) -> tupl
         normals interpolated, not recomputed; marked open so that no back face is culled) and its (V', 3)
         camera-frame vertices. Faces wholly behind the plane are dropped.
     """
+    clipped, clipped_cam, _ = clip_near_with(mesh, vertices_cam, near, np.zeros((len(vertices_cam), 0)))
+    return clipped, clipped_cam
+
+
+def clip_near_with(
+    mesh: TexturedMesh, vertices_cam: np.ndarray, near: float, vertex_values: np.ndarray
+) -> tuple[TexturedMesh, np.ndarray, np.ndarray]:
+    """``clip_near`` that also carries extra per-vertex values (V, k) through the cut; returns them (V', k)."""
     inside = vertices_cam[:, 2] > near
     face_inside = inside[mesh.faces]
     n_in = face_inside.sum(axis=1)
@@ -86,4 +94,4 @@ def clip_near(mesh: TexturedMesh, vertices_cam: np.ndarray, near: float) -> tupl
     clipped._orientation = 0
     vertices_cam_clipped = extend(vertices_cam)
     vertices_cam_clipped[n_old:, 2] = near  # exactly on the plane (no round-off behind it)
-    return clipped, vertices_cam_clipped
+    return clipped, vertices_cam_clipped, extend(vertex_values)

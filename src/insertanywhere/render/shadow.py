@@ -28,6 +28,7 @@ import numpy as np
 
 from insertanywhere.conventions import Camera
 from insertanywhere.errors import InputError
+from insertanywhere.render.clip import clip_near_with, near_plane
 from insertanywhere.render.layer import _apply_linear, sample_texture, screen_box
 from insertanywhere.render.light import Light
 from insertanywhere.render.mesh import TexturedMesh, facing_yaw, yaw_about_up
@@ -188,7 +189,14 @@ def _rasterize_on_plane(
     """
     points_cam = _apply_linear(camera.cam_from_world[:3, :3], points_world) + camera.cam_from_world[:3, 3]
     depth = points_cam[:, 2]
-    pixels = _apply_linear(camera.K, points_cam)[:, :2] / np.where(depth > 1e-9, depth, 1e-9)[:, None]
+    near = near_plane(depth)
+    if np.all(depth <= near):
+        return None, np.zeros(0)
+    if np.any(depth <= near):  # the shadow runs under the camera: cut it at the near plane
+        mesh, points_cam, values = clip_near_with(mesh, points_cam, near, vertex_attribute[:, None])
+        vertex_attribute = values[:, 0]
+        depth = points_cam[:, 2]
+    pixels = _apply_linear(camera.K, points_cam)[:, :2] / depth[:, None]
     box = _margin_box(screen_box(pixels, depth, width, height), width, height, 0)
     if box is None:
         return None, np.zeros(0)
@@ -241,13 +249,30 @@ def _blurred_patch(
     """
     x0, y0, x1, y1 = box
     pad = math.ceil(3.0 * min(float(sigma_px.max(initial=0.0)), max_blur_px)) + 2
-    padded = np.pad(coverage_box, pad)
-    sigma_padded = np.pad(sigma_px * (coverage_box > 0), pad)
+    # Beyond a frame edge the shadow goes on (replicate); elsewhere the box already holds all of it (zeros).
+    at_edge = (y0 == 0, y1 == height, x0 == 0, x1 == width)
+    padded = _pad_replicating_at(coverage_box, pad, at_edge)
+    sigma_padded = _pad_replicating_at(sigma_px * (coverage_box > 0), pad, at_edge)
     blurred = variable_blur(padded, sigma_padded, coverage_weight=padded)
     # Padded box in frame coordinates, then clipped to the frame.
     px0, py0, px1, py1 = x0 - pad, y0 - pad, x1 + pad, y1 + pad
     cx0, cy0, cx1, cy1 = max(px0, 0), max(py0, 0), min(px1, width), min(py1, height)
     return blurred[cy0 - py0 : cy1 - py0, cx0 - px0 : cx1 - px0], (cx0, cy0, cx1, cy1)
+
+
+def _pad_replicating_at(image: np.ndarray, pad: int, at_edge: tuple[bool, bool, bool, bool]) -> np.ndarray:
+    """Pad (h, w) by ``pad`` on every side: edge values where ``at_edge`` (top, bottom, left, right), else 0."""
+    padded = np.pad(image, pad, mode="edge")
+    top, bottom, left, right = at_edge
+    if not top:
+        padded[:pad] = 0
+    if not bottom:
+        padded[-pad:] = 0
+    if not left:
+        padded[:, :pad] = 0
+    if not right:
+        padded[:, -pad:] = 0
+    return padded
 
 
 def variable_blur(image: np.ndarray, sigma_px: np.ndarray, coverage_weight: np.ndarray) -> np.ndarray:
