@@ -293,13 +293,25 @@ def _light_wrap(
     """
     import cv2
 
-    behind = (1.0 - alpha).astype(np.float32)
+    # Only the object's box (plus the blur's reach) matters: the patch may be much larger for a long shadow.
+    rows = np.flatnonzero(alpha.max(axis=1) > 0)
+    cols = np.flatnonzero(alpha.max(axis=0) > 0)
+    if not len(rows):
+        return object_linear
+    margin = math.ceil(3.0 * radius_px)
+    r0, r1 = max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, alpha.shape[0])
+    c0, c1 = max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, alpha.shape[1])
+    a = alpha[r0:r1, c0:c1].astype(np.float32)
+    behind = np.float32(1.0) - a
     weight = cv2.GaussianBlur(behind, (0, 0), radius_px)
-    background = cv2.GaussianBlur(frame_linear * behind[..., None], (0, 0), radius_px)
-    background = background / np.maximum(weight[..., None], 1e-4)
-    rim = amount * alpha * (1.0 - cv2.GaussianBlur(alpha.astype(np.float32), (0, 0), radius_px))
-    rim = np.where(weight > 1e-3, rim, 0.0)[..., None]
-    return (object_linear * (1.0 - rim) + background * rim).astype(np.float32)
+    background = cv2.GaussianBlur(frame_linear[r0:r1, c0:c1] * behind[..., None], (0, 0), radius_px)
+    background /= np.maximum(weight[..., None], np.float32(1e-4))
+    rim = np.float32(amount) * a * (np.float32(1.0) - cv2.GaussianBlur(a, (0, 0), radius_px))
+    rim[weight <= 1e-3] = 0.0
+    rim = rim[..., None]
+    result = object_linear.astype(np.float32, copy=True)
+    result[r0:r1, c0:c1] = result[r0:r1, c0:c1] * (np.float32(1.0) - rim) + background * rim
+    return result
 
 
 def _box_of(mask: np.ndarray, pad: int, width: int, height: int) -> tuple[int, int, int, int]:
