@@ -1,11 +1,12 @@
 """Render an object into an RGBA + depth layer for one frame (``render_object``).
 
-Pipeline: transform to the camera, project, rasterise only the object's screen box on a grid
-supersampled ``s x s`` per pixel (``render.rasterize``), shade each covered sample once (texture
-through a mip pyramid, or vertex colours; Lambert + ambient for meshes), then box-filter the samples
-to pixels. Antialiasing is that box filter: a pixel's alpha is the share of its s*s samples the object
-covers (times the texture's own alpha), and its colour is the premultiplied average, so edges are
-smooth and no colour from outside the object bleeds in.
+Pipeline: transform to the camera, cut at the near plane if needed (``render.clip``), project,
+rasterise only the object's screen box on a grid supersampled ``s x s`` per pixel
+(``render.rasterize``), then shade each covered *pixel* once (texture through a mip pyramid, or vertex
+colours; Lambert + ambient for meshes) with the face nearest among its samples. Antialiasing is the
+multisample coverage: a pixel's alpha is the share of its s*s samples the object covers (times the
+texture's own alpha), so silhouettes are smooth and no colour from outside the object bleeds in.
+A card wholly in front of the camera is warped exactly instead (``render_card``).
 """
 
 from __future__ import annotations
