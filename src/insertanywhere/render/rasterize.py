@@ -71,7 +71,7 @@ class VisibilityBuffer:
 
 
 def _valid_faces(vertex_depth: np.ndarray, faces: np.ndarray, near: float) -> np.ndarray:
-    """(F,) bool: faces whose three vertices lie in front of the near plane (no near clipping: see docs)."""
+    """(F,) bool: faces whose three vertices lie in front of the near plane (callers clip first: ``render.clip``)."""
     return np.all(vertex_depth[faces] > near, axis=1)
 
 
