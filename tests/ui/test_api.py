@@ -121,6 +121,8 @@ def test_requests_without_the_page_header_or_from_other_hosts_are_refused(tmp_pa
     assert loopback_only.get("/api/config").status_code == 400  # Host "testserver" is not a loopback name
     assert loopback_only.get("/api/config", headers={"host": "127.0.0.1:8765"}).status_code == 200
     assert loopback_only.get("/api/config", headers={"host": "evil.example:8765"}).status_code == 400
+    assert loopback_only.get("/api/config", headers={"host": "[::1]:8765"}).status_code == 200
+    assert loopback_only.get("/api/config", headers={"host": "localhost.evil.example"}).status_code == 400
 
 
 def test_traversal_is_refused(client: TestClient, tmp_path: Path, clip_path: Path, object_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The placement page's HTTP server (FastAPI): JSON API + the static front end in ``ui/static``.
 
 Safe by default (docs/ui.md): it binds to 127.0.0.1; Host headers are checked
-against the bound name (no DNS rebinding); every state-changing request must
+against the loopback names (no DNS rebinding); every state-changing request must
 carry the ``X-InsertAnywhere`` header, which a page from another origin cannot
 send without a CORS grant we never give; uploads are streamed to generated
 names with a size cap; ids are never paths; the few request paths are resolved
@@ -69,8 +69,16 @@ UPLOAD_CHUNK_BYTES = 1 << 20
 def default_allowed_hosts(host: str) -> list[str]:
     """Host headers accepted: the loopback names when bound to loopback, else any (the user opened it)."""
     if host in LOOPBACK_HOSTS:
-        return ["127.0.0.1", "localhost", "[::1]", "::1"]
+        return ["127.0.0.1", "localhost", "[::1]"]
     return ["*"]
+
+
+def host_name(host_header: str) -> str:
+    """The name part of a Host header: ``127.0.0.1:8765`` -> ``127.0.0.1``, ``[::1]:8765`` -> ``[::1]``."""
+    host_header = host_header.strip().lower()
+    if host_header.startswith("["):
+        return host_header[: host_header.find("]") + 1] if "]" in host_header else host_header
+    return host_header.split(":", 1)[0]
 
 
 def _status_of(err: Exception) -> int:
@@ -106,7 +114,6 @@ def create_app(
     from fastapi.staticfiles import StaticFiles
     from pydantic import BaseModel, Field
     from starlette.concurrency import run_in_threadpool
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
 
     workspace = Workspace(workdir, limits).prepare()
     limits = workspace.limits
@@ -138,8 +145,13 @@ def create_app(
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         return JSONResponse({"error": f"bad request: {where}: {first.get('msg', 'invalid')}"}, status_code=422)
 
+    accepted_hosts = set(allowed_hosts or default_allowed_hosts("127.0.0.1"))
+
     @app.middleware("http")
     async def _guard(request: Request, call_next: Any) -> Any:
+        if "*" not in accepted_hosts and host_name(request.headers.get("host", "")) not in accepted_hosts:
+            # A page whose domain was rebound to 127.0.0.1 still sends its own name as Host (DNS rebinding).
+            return JSONResponse({"error": "unknown Host header; open the page as http://127.0.0.1:PORT/"}, 400)
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             if request.headers.get(CSRF_HEADER) != "1":
                 return JSONResponse(
@@ -159,8 +171,6 @@ def create_app(
             "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'"
         )
         return response
-
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or default_allowed_hosts("127.0.0.1"))
 
     # ------------------------------------------------------------------ page
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
