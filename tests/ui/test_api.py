@@ -61,13 +61,20 @@ def test_upload_video_and_object(client: TestClient, clip_path: Path, object_pat
 
 
 def test_mesh_object_gets_a_turned_thumbnail(client: TestClient, tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
     import trimesh
 
     path = tmp_path / "box.glb"
-    trimesh.creation.box(extents=(1.0, 2.0, 0.5)).export(path)
+    mesh = trimesh.creation.box(extents=(1.0, 2.0, 0.5))
+    mesh.visual.vertex_colors = [200, 120, 40, 255]
+    mesh.export(path)
     obj = upload(client, "objects", path).json()
     assert obj["kind"] == "mesh" and obj["thumb_height"] > obj["thumb_width"]
     front = client.get(f"/api/objects/{obj['object_id']}/thumb").content
+    thumb = cv2.imdecode(np.frombuffer(front, np.uint8), cv2.IMREAD_UNCHANGED)
+    centre = thumb[thumb.shape[0] // 2, thumb.shape[1] // 2]  # BGRA: the box's own colour, shaded
+    assert centre[3] == 255 and centre[2] > centre[1] > centre[0]
     turned = client.get(f"/api/objects/{obj['object_id']}/thumb", params={"yaw_deg": 90}).content
     assert front[:4] == turned[:4] == b"\x89PNG" and front != turned
 

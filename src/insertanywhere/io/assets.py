@@ -179,7 +179,9 @@ def load_mesh_object(path: Path) -> ObjectAsset:
                 vertex_colors = np.tile(np.asarray(color, dtype=np.uint8)[:4], (len(vertices), 1))
     if texture is None and vertex_colors is None:
         try:
-            vertex_colors = np.asarray(visual.to_color().vertex_colors, dtype=np.uint8)
+            # ColorVisuals (per-vertex colours) has no to_color(); TextureVisuals without an image has.
+            color_visual = visual if getattr(visual, "kind", None) in ("vertex", "face") else visual.to_color()
+            vertex_colors = np.asarray(color_visual.vertex_colors, dtype=np.uint8)
         except Exception:
             vertex_colors = np.full((len(vertices), 4), 180, dtype=np.uint8)
     return ObjectAsset(

@@ -1,1 +1,4 @@
-"""ui"""
+"""The placement page (``insertanywhere ui``): ``server.create_app`` / ``server.serve``; see docs/ui.md.
+
+Nothing is imported here, so ``import insertanywhere.ui`` needs no web framework.
+"""
