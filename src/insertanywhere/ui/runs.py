@@ -68,6 +68,12 @@ class RunState:
         }
 
 
+def describe_error(err: BaseException) -> str:
+    """One line for the page: ``ValueError: message`` (or the class name alone when there is no message)."""
+    message = " ".join(str(err).split())
+    return f"{err.__class__.__name__}: {message}" if message else err.__class__.__name__
+
+
 def scene_cache_dir(workspace: Workspace, video_id: str, depth: str, flow: str) -> Path:
     """The folder whose ``scene/`` previews and runs of one video (and one depth/flow pair) share."""
     key = f"{depth}-{flow}".replace("/", "_")
@@ -160,7 +166,7 @@ class RunManager:
             self._finish(state, "failed", str(err))
         except Exception as err:  # shown on the page in one line; the traceback goes to the server log
             log.exception("run %s failed", state.run_id)
-            self._finish(state, "failed", f"the run failed: {err.__class__.__name__}: {err}")
+            self._finish(state, "failed", f"the run failed: {describe_error(err)}")
         else:
             self._finish(state, "done", None)
 

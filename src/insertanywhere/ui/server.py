@@ -43,7 +43,7 @@ from insertanywhere.io.images import frame_name
 from insertanywhere.ui.backend import InsertBackend, InsertRequest, PipelineBackend
 from insertanywhere.ui.media import copy_into, crop_to_alpha, mesh_front_view, prepare_object, prepare_video
 from insertanywhere.ui.previews import PreviewService, choose_preview_frames
-from insertanywhere.ui.runs import RunManager, scene_cache_dir
+from insertanywhere.ui.runs import RunManager, describe_error, scene_cache_dir
 from insertanywhere.ui.workspace import (
     OBJECT_SUFFIXES,
     VIDEO_SUFFIXES,
@@ -423,7 +423,7 @@ def create_app(
             raise
         except Exception as err:  # one line on the page; the traceback goes to the server's log
             log.exception("preview failed")
-            return JSONResponse({"error": f"the preview failed: {err.__class__.__name__}: {err}"}, status_code=500)
+            return JSONResponse({"error": f"the preview failed: {describe_error(err)}"}, status_code=500)
         return {"frames": frames, "seconds": round(time.perf_counter() - start, 3)}
 
     @app.get("/api/preview/status")
