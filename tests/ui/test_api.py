@@ -284,3 +284,24 @@ def test_bad_numbers_are_refused(client: TestClient, clip_path: Path, object_pat
     assert thumb.status_code == 400
     missing_field = client.post("/api/runs", json={"video_id": video["video_id"]}, headers=HEADERS)
     assert missing_field.status_code == 422 and missing_field.json()["error"].startswith("bad request:")
+
+
+def test_failed_runs_and_previews_report_one_line(tmp_path: Path, clip_path: Path, object_path: Path) -> None:
+    from insertanywhere.errors import InputError
+
+    class Broken(StickerBackend):
+        def run(self, request: Any, progress: Any) -> dict[str, Any]:
+            progress("reconstruct", 1, 3)
+            raise RuntimeError("solver diverged\nat iteration 7")
+
+        def preview(self, request: Any, frame_indices: list[int], progress: Any) -> Any:
+            raise InputError("there is no scene surface under the box's bottom edge; put it on a floor")
+
+    client = make_client(tmp_path / "work", backend=Broken())
+    video = upload(client, "videos", clip_path).json()
+    obj = upload(client, "objects", object_path).json()
+    run = wait_for(client, start_run(client, video["video_id"], obj["object_id"])["run_id"])
+    assert run["status"] == "failed" and run["stages"] == {"reconstruct": [1, 3]}
+    assert run["error"] == "the run failed: RuntimeError: solver diverged at iteration 7"
+    preview = client.post("/api/preview", json=insert_body(video["video_id"], obj["object_id"]), headers=HEADERS)
+    assert preview.status_code == 400 and preview.json()["error"].startswith("there is no scene surface")
