@@ -104,8 +104,11 @@ def support_samples(
         )
     pixels = np.stack([xs + wx0 + 0.5, ys + wy0 + 0.5], axis=1)
     box_h = placement.box_size[1]
-    cx, cy = np.clip(placement.contact_pixel.astype(int), 0, [width - 1, height - 1])
-    on_mover = mover_mask is not None and bool(np.asarray(mover_mask)[cy, cx])
+    on_mover = False
+    if mover_mask is not None:
+        # The support is a mover when most of the box's bottom band is (one stray pixel is not enough).
+        bx0, by0, bx1, by1 = _support_window(placement, width, height, 0.5)
+        on_mover = bool(np.mean(np.asarray(mover_mask)[by0:by1, bx0:bx1]) > 0.5)
     if np.min(np.linalg.norm(pixels - placement.contact_pixel, axis=1)) > max(0.6 * box_h, 8.0) and not on_mover:
         # Depth exists only far from the contact: the box's bottom stands on nothing (sky, a window).
         raise PlacementError(

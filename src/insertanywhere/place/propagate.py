@@ -40,6 +40,8 @@ STATIC_SLACK_PX = 0.25
 """A frame's support is resting unless a motion explains its flow better than STATIC_PREFERENCE times the
 static error plus this slack."""
 MOVING_STREAK_TO_EXTRAPOLATE = 3
+MIN_MOVING_FRAMES = 3
+"""The support moves only if at least this many frames saw it move (one bad flow field is not a motion)."""
 """Consecutive moving frames needed before a lost support is extrapolated at constant velocity."""
 EXTRAPOLATE_FRAMES = 5
 
@@ -328,8 +330,11 @@ def propagate(
     tracking_noise = float(np.median(per_frame[:, 0])) if len(per_frame) else 0.0
     drift_allowance = tracking_noise * np.sqrt(np.abs(np.arange(count) - anchor.frame))
     excess = displacement - drift_allowance
-    support_moves = bool(np.max(excess) > moving_threshold_px)
+    # Moving frames: those whose increment is a motion (the per-frame test found the support not resting).
+    moving_frames = int(sum(1 for moving_error, static_error in errors if moving_error != static_error))
+    support_moves = bool(np.max(excess) > moving_threshold_px) and moving_frames >= MIN_MOVING_FRAMES
     test = {
+        "moving_frames": float(moving_frames),
         "max_support_displacement_px": float(displacement.max()),
         "tracking_noise_px": tracking_noise,
         "threshold_px": moving_threshold_px,
