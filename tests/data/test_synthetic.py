@@ -237,6 +237,25 @@ def test_shadow_matte_explains_inserted_minus_background():
     assert np.median(np.abs(inserted - background)[untouched]) < 0.01
 
 
+def test_object_png_is_the_lit_object_of_frame_0():
+    """object.png's opaque pixels are the object as it appears in gt/inserted.mp4 frame 0."""
+    case = _case("orbit")
+    obj = read_png(case.paths["object"], "rgba")
+    x0, y0, x1, y1 = (int(v) for v in case.placement.box)
+    inserted = case.inserted()[0][y0:y1, x0:x1]
+    opaque = obj[..., 3] == 255
+    assert opaque.sum() > 20
+    difference = np.abs(obj[..., :3].astype(int) - inserted.astype(int))[opaque]
+    assert np.median(difference) <= 4
+
+
+def test_cached_scene_is_reused():
+    first = render_case_cached("static", seed=0, small=True)
+    stamp = (first / "meta.json").stat().st_mtime_ns
+    assert render_case_cached("static", seed=0, small=True) == first
+    assert (first / "meta.json").stat().st_mtime_ns == stamp
+
+
 # ----------------------------------------------------------------------------- determinism and errors
 
 

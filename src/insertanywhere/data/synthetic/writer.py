@@ -21,9 +21,9 @@ from insertanywhere.progress import Progress, null_progress
 FULLY_OCCLUDED_BELOW = 0.01
 """visible_fraction under which a frame counts as fully occluded."""
 PARTLY_OCCLUDED_BELOW = 0.98
-SMALL_FRAME_PIXELS = 320 * 192
-"""Frames up to this many pixels get 4x4 rays per pixel (cheap there, and edges of a 15-pixel-wide object
-matter); larger frames get 2x2."""
+SMALL_FRAME_PIXELS = 200 * 120
+"""Frames up to this many pixels (the --small 160x96) get 4x4 rays per pixel: cheap there, and the edges
+of a 15-pixel-wide object matter. Larger frames (the 320x192 demo, 832x480) get 2x2."""
 
 
 def default_supersample(width: int, height: int) -> int:
