@@ -152,6 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 families at 416x240x25, 7-Scenes 30 frames")
     parser.add_argument("--families", nargs="*", default=None)
+    parser.add_argument("--no-synthetic", action="store_true", help="only the 7-Scenes sample")
     parser.add_argument("--frames", type=int, default=81)
     parser.add_argument("--width", type=int, default=832)
     parser.add_argument("--height", type=int, default=480)
@@ -162,7 +163,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.width, args.height, args.frames, args.seven_scenes_frames = 416, 240, 25, 30
-    families = args.families or (QUICK_FAMILIES if args.quick else FAMILIES)
+    families = [] if args.no_synthetic else args.families or (QUICK_FAMILIES if args.quick else FAMILIES)
     cv2.setNumThreads(2)
     from insertanywhere.data.synthetic.loader import load_synthetic_case
     from insertanywhere.scene import ReconstructConfig
