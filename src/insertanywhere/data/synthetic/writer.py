@@ -87,6 +87,8 @@ def write_scene(scene: SceneDescription, folder: Path, supersample: int, progres
         (gt / name).mkdir(parents=True, exist_ok=True)
     poses: list[dict[str, Any]] = []
     first: FrameRender | None = None
+    preview_indices = sorted({0, scene.n_frames // 2, scene.n_frames - 1})
+    preview_frames: list[FrameRender] = []
     with (
         VideoWriter(folder / "background.mp4", scene.width, scene.height, scene.fps) as background,
         VideoWriter(gt / "inserted.mp4", scene.width, scene.height, scene.fps) as inserted,
@@ -95,6 +97,8 @@ def write_scene(scene: SceneDescription, folder: Path, supersample: int, progres
             frame = render_frame(scene, index, supersample=supersample)
             if index == 0:
                 first = frame
+            if index in preview_indices:
+                preview_frames.append(frame)
             background.write(frame.background)
             inserted.write(frame.inserted)
             write_sequence_frame(gt / "masks", index, frame.alpha_visible >= 0.5)
@@ -115,6 +119,7 @@ def write_scene(scene: SceneDescription, folder: Path, supersample: int, progres
             progress("synth", index + 1, scene.n_frames)
     assert first is not None
     placement = _write_object_crop(first, folder)
+    write_png(folder / "preview.png", preview_sheet(preview_frames))
     write_json_atomic(folder / "placement.json", placement.to_dict())
     write_png(folder / "object_texture.png", scene.card.rgba_srgb)
     write_json_atomic(gt / "cameras.json", ObjectTrack.from_cameras(scene.width, scene.height, scene.cameras).to_dict())
@@ -140,6 +145,30 @@ def read_depth_png(path: Path) -> np.ndarray:
     if depth_mm is None or depth_mm.dtype != np.uint16:
         raise InputError(f"{path}: not a 16-bit depth PNG")
     return depth_mm.astype(np.float32) / 1000.0
+
+
+def preview_sheet(frames: list[FrameRender]) -> np.ndarray:
+    """(H', W', 3) uint8 contact sheet: one row per frame - the GT inserted frame with the visible mask
+    outlined in green, the shadow matte (red over the background) and the depth (near = bright)."""
+    import cv2
+
+    rows = []
+    for frame in frames:
+        inserted = frame.inserted.copy()
+        contours, _ = cv2.findContours(
+            (frame.alpha_visible >= 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+        )
+        cv2.drawContours(inserted, contours, -1, (0, 255, 0), 1)
+        shadow = frame.background.astype(np.float32) * 0.6
+        shadow[..., 0] += 255.0 * 0.4 * np.clip(frame.shadow * 2.0, 0.0, 1.0)
+        hit = frame.depth > 0
+        depth = np.zeros(frame.depth.shape, np.float32)
+        if hit.any():
+            inverse = np.where(hit, 1.0 / np.maximum(frame.depth, 1e-6), 0.0)
+            depth = inverse / inverse.max()
+        depth_rgb = np.repeat(_to_u8(depth)[..., None], 3, axis=2)
+        rows.append(np.concatenate([inserted, np.clip(shadow, 0, 255).astype(np.uint8), depth_rgb], axis=1))
+    return np.concatenate(rows, axis=0)
 
 
 def _to_u8(values: np.ndarray) -> np.ndarray:
