@@ -43,10 +43,10 @@ def true_light(case) -> tuple[float, float]:
     return light.angles(normal, case.cameras[case.placement.frame])
 
 
-def region_scores(case, ours: np.ndarray, masks: list[np.ndarray], shadows: list[np.ndarray]) -> dict:
+def region_scores(case, ours: np.ndarray, layers: list[np.ndarray], shadows: list[np.ndarray]) -> dict:
     gt = case.inserted()
     inside_psnr, inside_ssim, outside_psnr = [], [], []
-    kernel = np.ones((7, 7), np.uint8)
+    kernel = np.ones((5, 5), np.uint8)
     for t in range(case.n_frames):
         box = object_region_box(case.masks[t] | (case.shadow[t] > 0.05))
         if box is not None:
@@ -55,7 +55,7 @@ def region_scores(case, ours: np.ndarray, masks: list[np.ndarray], shadows: list
             region[y0:y1, x0:x1] = True
             inside_psnr.append(psnr(ours[t], gt[t], region))
             inside_ssim.append(ssim_in_box(ours[t], gt[t], box))
-        touched = cv2.dilate((masks[t] | (shadows[t] > 0)).astype(np.uint8), kernel) > 0
+        touched = cv2.dilate(((layers[t][..., 3] > 0) | (shadows[t] > 0)).astype(np.uint8), kernel) > 0
         outside_psnr.append(psnr(ours[t], case.background[t], ~touched))
     finite = [v for v in outside_psnr if v is not None and np.isfinite(v)]
     return {
@@ -84,9 +84,9 @@ def run_synthetic(folder: Path, work: Path, estimate_light: bool, oracle: bool =
     result = run_insert(config, scene=scene)
     seconds = time.perf_counter() - start
     ours, _ = read_video(result.inserted_video)
-    masks = read_sequence(result.masks_dir, "mask")
+    layers = read_sequence(result.layers_dir, "rgba")
     shadows = read_sequence(result.shadow_dir, "gray")
-    scores = region_scores(case, ours, masks, shadows)
+    scores = region_scores(case, ours, layers, shadows)
     scores.update(
         {
             "seconds": seconds,

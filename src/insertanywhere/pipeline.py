@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 FINISHED_FILES = ("report.json", "inserted.mp4", "preview.png", "track.json")
 SHADOW_MIN = 1.0 / 255.0
+PROBE_RADIUS_OBJECTS = 1.5
+"""The lighting probe: the support within 1.5 object sizes of the contact."""
 OUTPUT_CRF = 4
 """x264 quality of inserted.mp4: near-lossless (about 47 dB against the decoded input on a moving camera clip,
 45 dB at 8, 43 dB at 12), so the pixels the insertion does not touch stay the input's."""
@@ -271,7 +273,38 @@ class FrameRenderer:
                 shadow = visible_shadow
         coverage = float(layer.alpha.sum())
         visible_fraction = float(alpha.sum() / coverage) if coverage > 0 else 0.0
-        return {"layer": layer, "alpha": alpha, "shadow": shadow, "pose": pose, "visible_fraction": visible_fraction}
+        probe = self.lighting_probe(t, motion, layer.alpha, shadow, geometry.dynamic_mask)
+        return {
+            "layer": layer,
+            "alpha": alpha,
+            "shadow": shadow,
+            "pose": pose,
+            "visible_fraction": visible_fraction,
+            "probe": probe,
+        }
+
+    def lighting_probe(
+        self, t: int, motion: np.ndarray, coverage: np.ndarray, shadow: np.ndarray, movers: np.ndarray
+    ) -> np.ndarray:
+        """(H, W) bool: the support around the object in frame t, the same physical patch in every frame,
+        minus the object, its shadow and movers; the compositor measures lighting changes there."""
+        import cv2
+
+        anchor = self.placed.anchor
+        radius = PROBE_RADIUS_OBJECTS * anchor.scale * float(np.max(np.ptp(self.placed.mesh.vertices, axis=0)))
+        angles = np.linspace(0.0, 2.0 * np.pi, 33)[:-1]
+        disk = (
+            anchor.contact_world
+            + radius * np.cos(angles)[:, None] * anchor.rotation[:, 0]
+            + radius * np.sin(angles)[:, None] * anchor.rotation[:, 2]
+        )
+        pixels, z = self.placed.scene.cameras[t].project(transform_points(motion, disk))
+        probe = np.zeros((self.height, self.width), np.uint8)
+        if np.all(z > 0):
+            cv2.fillPoly(probe, [np.round(pixels - 0.5).astype(np.int32)], 1)
+        keep_out = (coverage > 0) | (shadow > 0.02) | movers
+        keep_out = cv2.dilate(keep_out.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        return (probe > 0) & ~keep_out
 
 
 def _make_compositor(config: InsertConfig, renderer: FrameRenderer) -> tuple[Any, np.ndarray]:
@@ -282,7 +315,9 @@ def _make_compositor(config: InsertConfig, renderer: FrameRenderer) -> tuple[Any
     frame_index = config.placement.frame
     frame = _read_frame(config.video, frame_index)
     rendered = renderer.render(frame_index, frame)
-    compositor = Compositor(CompositeConfig(), reference_frame=frame, reference_layer=rendered["layer"])
+    compositor = Compositor(
+        CompositeConfig(), reference_frame=frame, reference_layer=rendered["layer"], reference_probe=rendered["probe"]
+    )
     return compositor, _crop_rgba(_layer_rgba(rendered["layer"], rendered["layer"].alpha))
 
 
@@ -366,7 +401,12 @@ def run_insert(config: InsertConfig, progress: Progress = null_progress, scene: 
             if config.write_video:
                 with timer("composite"):
                     composited = compositor.composite(
-                        frame, rendered["layer"], rendered["alpha"], rendered["shadow"], renderer.screen_velocity(t)
+                        frame,
+                        rendered["layer"],
+                        rendered["alpha"],
+                        rendered["shadow"],
+                        renderer.screen_velocity(t),
+                        lighting_probe=rendered["probe"],
                     )
                 if config.synth == "vace":
                     vace_buffers["source"].append(frame)
@@ -550,6 +590,11 @@ def preview_frames(
             continue
         rendered = renderer.render(t, frame)
         frames[t] = compositor.composite(
-            frame, rendered["layer"], rendered["alpha"], rendered["shadow"], renderer.screen_velocity(t)
+            frame,
+            rendered["layer"],
+            rendered["alpha"],
+            rendered["shadow"],
+            renderer.screen_velocity(t),
+            lighting_probe=rendered["probe"],
         )
     return {t: frames[t] for t in sorted(frames) if t in indices}

@@ -87,6 +87,18 @@ class CompositeConfig:
     seed: int = 0
 
 
+MIN_PROBE_PIXELS = 50
+
+
+def probe_linear(frame: np.ndarray, probe: np.ndarray) -> np.ndarray | None:
+    """(3,) float32 median linear colour of a frame's unclipped probe pixels, or None when too few."""
+    pixels = frame[np.asarray(probe, bool)]
+    pixels = pixels[pixels.max(axis=1) < 250]
+    if len(pixels) < MIN_PROBE_PIXELS:
+        return None
+    return np.median(srgb_uint8_to_linear(pixels), axis=0).astype(np.float32)
+
+
 class Compositor:
     """Composites one frame at a time; remembers the placement frame's surroundings and the gain's history.
 
@@ -105,6 +117,7 @@ class Compositor:
         config: CompositeConfig | None = None,
         reference_frame: np.ndarray | None = None,
         reference_layer: ObjectLayer | None = None,
+        reference_probe: np.ndarray | None = None,
     ) -> None:
         self.config = config or CompositeConfig()
         self._rng = np.random.default_rng(self.config.seed)
@@ -118,6 +131,9 @@ class Compositor:
         self._frames_since_noise = 0
         self.last_gain = np.ones(3, np.float32)
         self.last_alpha: np.ndarray | None = None
+        self._reference_probe: np.ndarray | None = None
+        if reference_frame is not None and reference_probe is not None:
+            self._reference_probe = probe_linear(reference_frame, reference_probe)
         if reference_frame is not None and reference_layer is not None:
             self._set_reference(reference_frame, reference_layer)
 
@@ -153,6 +169,7 @@ class Compositor:
         visible_alpha: np.ndarray,
         shadow_matte: np.ndarray,
         screen_velocity: np.ndarray,
+        lighting_probe: np.ndarray | None = None,
     ) -> np.ndarray:
         """Composite the object into frame t.
 
@@ -162,6 +179,10 @@ class Compositor:
             visible_alpha: (H, W) float32 [0, 1], coverage after occlusion.
             shadow_matte: (H, W) float32 [0, 1], share of light the object removes (already masked by occluders).
             screen_velocity: (2,) or (H, W, 2) float32 px/frame of the object in this frame.
+            lighting_probe: (H, W) bool pixels of the same physical surface as ``reference_probe`` (the
+                support around the object, seen in this frame, minus object, shadow and movers). When both
+                are given, the lighting change is measured there instead of on a screen-space ring, which
+                a moving camera fills with different things over time (a change of view, not of light).
 
         Returns:
             (H, W, 3) uint8; bit-exact where visible_alpha == 0 and shadow_matte == 0.
@@ -170,7 +191,7 @@ class Compositor:
             self._set_reference(frame, layer)
         config = self.config
         height, width = frame.shape[:2]
-        gain = self._frame_gain(frame, layer)
+        gain = self._frame_gain(frame, layer, lighting_probe)
         self.last_gain = gain
 
         alpha_in = np.asarray(visible_alpha, np.float32)
@@ -205,19 +226,22 @@ class Compositor:
         result[y0:y1, x0:x1][changed] = encoded[changed]
         return result
 
-    def _frame_gain(self, frame: np.ndarray, layer: ObjectLayer) -> np.ndarray:
+    def _frame_gain(self, frame: np.ndarray, layer: ObjectLayer, probe: np.ndarray | None = None) -> np.ndarray:
         """(3,) float32 linear gain for frame t: placement adaptation x smoothed surroundings change."""
         if not self.config.harmonize:
             return np.ones(3, np.float32)
         log_change = self._gain_filter.value
-        if self._reference_surroundings is not None and layer.bbox is not None:
+        reference, surroundings = self._reference_surroundings, None
+        if self._reference_probe is not None and probe is not None:
+            reference, surroundings = self._reference_probe, probe_linear(frame, probe)
+        elif self._reference_probe is None and layer.bbox is not None:
             surroundings = surroundings_linear(frame, layer.alpha, layer.bbox)
-            if surroundings is not None:
-                eps = 1e-4
-                measured = np.log((surroundings + eps) / (self._reference_surroundings + eps))
-                log_change = self._gain_filter(
-                    np.clip(measured, -math.log(self.config.max_gain), math.log(self.config.max_gain))
-                )
+        if reference is not None and surroundings is not None:
+            eps = 1e-4
+            measured = np.log((surroundings + eps) / (reference + eps))
+            log_change = self._gain_filter(
+                np.clip(measured, -math.log(self.config.max_gain), math.log(self.config.max_gain))
+            )
         change = np.ones(3) if log_change is None else np.exp(log_change)
         gain = self._placement_gain * change
         return np.clip(gain, 1.0 / self.config.max_gain, self.config.max_gain).astype(np.float32)
