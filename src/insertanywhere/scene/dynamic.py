@@ -32,6 +32,7 @@ class ResidualConfig:
     high: float = 3.0
     min_area_fraction: float = 0.0015
     close_px: int = 3
+    parallax_tolerance: float = 0.3
 
 
 def pixel_rays(width: int, height: int, K: np.ndarray) -> np.ndarray:
@@ -75,12 +76,31 @@ def rigid_flow(
     return np.stack([pixels[..., 0] / safe - source[..., 0], pixels[..., 1] / safe - source[..., 1]], axis=-1)
 
 
-def residual_score(flow: np.ndarray, flow_rigid: np.ndarray, config: ResidualConfig) -> np.ndarray:
-    """(h, w) float32 normalised residual ``|flow - rigid| / (sigma + relative |rigid|)``."""
+def residual_score(
+    flow: np.ndarray,
+    flow_rigid: np.ndarray,
+    config: ResidualConfig,
+    parallax: np.ndarray | None = None,
+    depth_confidence: np.ndarray | None = None,
+) -> np.ndarray:
+    """(h, w) float32 normalised residual
+    ``|flow - rigid| / (sigma + relative |rigid| + parallax_tolerance |parallax| (1.2 - confidence))``.
+
+    Args:
+        flow, flow_rigid: (h, w, 2) float32 observed and rigid flow, pixels.
+        parallax: optional (h, w, 2) translation-induced part of the rigid flow (rigid minus its value at
+            infinite depth): an error in the interpolated depth scales it, so poorly supported depth
+            (low ``depth_confidence`` (h, w) in [0, 1]) tolerates a larger residual.
+    """
     difference = flow - flow_rigid
     residual = np.sqrt(difference[..., 0] ** 2 + difference[..., 1] ** 2)
     rigid_norm = np.sqrt(flow_rigid[..., 0] ** 2 + flow_rigid[..., 1] ** 2)
-    return (residual / (config.sigma_px + config.relative * rigid_norm)).astype(np.float32)
+    tolerance = config.sigma_px + config.relative * rigid_norm
+    if parallax is not None:
+        parallax_norm = np.sqrt(parallax[..., 0] ** 2 + parallax[..., 1] ** 2)
+        confidence = depth_confidence if depth_confidence is not None else np.zeros_like(parallax_norm)
+        tolerance = tolerance + config.parallax_tolerance * parallax_norm * (1.2 - confidence)
+    return (residual / tolerance).astype(np.float32)
 
 
 def hysteresis_masks(scores: np.ndarray, config: ResidualConfig) -> np.ndarray:
@@ -129,6 +149,7 @@ def residual_scores(
     cam_from_world: np.ndarray,
     config: ResidualConfig,
     progress: Progress = null_progress,
+    depth_confidence: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-frame residual scores, forward flow for frames 0..T-2 and backward flow for the last frame;
     each frame takes the larger of its forward and backward evidence.
@@ -137,6 +158,7 @@ def residual_scores(
         flow_forward, flow_backward: (T-1, h, w, 2) float32 working-resolution flows.
         depth: (T, h, w) float32 working-resolution z-depth (0 = unknown).
         K: (3, 3) working-resolution intrinsics; cam_from_world: (T, 4, 4).
+        depth_confidence: optional (T, h, w) float32 in [0, 1] (see ``residual_score``).
 
     Returns:
         (T, h, w) float32 scores.
@@ -144,12 +166,17 @@ def residual_scores(
     n_frames = len(cam_from_world)
     scores = np.zeros(depth.shape, np.float32)
     rays = pixel_rays(depth.shape[2], depth.shape[1], K)
+    at_infinity = np.zeros(depth.shape[1:], np.float32)
     for t in range(n_frames):
-        if t < n_frames - 1:
-            forward = rigid_flow(depth[t], K, cam_from_world[t], cam_from_world[t + 1], rays)
-            scores[t] = residual_score(flow_forward[t], forward, config)
-        if t > 0:
-            backward = rigid_flow(depth[t], K, cam_from_world[t], cam_from_world[t - 1], rays)
-            scores[t] = np.maximum(scores[t], residual_score(flow_backward[t - 1], backward, config))
+        confidence = depth_confidence[t] if depth_confidence is not None else None
+        for other, flow in (
+            (t + 1, flow_forward[t] if t < n_frames - 1 else None),
+            (t - 1, flow_backward[t - 1] if t > 0 else None),
+        ):
+            if flow is None:
+                continue
+            rigid = rigid_flow(depth[t], K, cam_from_world[t], cam_from_world[other], rays)
+            parallax = rigid - rigid_flow(at_infinity, K, cam_from_world[t], cam_from_world[other], rays)
+            scores[t] = np.maximum(scores[t], residual_score(flow, rigid, config, parallax, confidence))
         progress("dynamic", t + 1, n_frames)
     return scores

@@ -167,8 +167,9 @@ def reconstruct(
         extra.update(info)
     with timer("dynamic"):
         scores = residual_scores(
-            flow_forward, flow_backward, depth_work, estimate.K, estimate.cam_from_world, config.residual, progress
-        )
+            flow_forward, flow_backward, depth_work, estimate.K, estimate.cam_from_world, config.residual, progress,
+            depth_confidence=confidence_work,
+        )  # fmt: skip
         coarse = hysteresis_masks(scores, config.residual)
         dynamic_work = make_dynamic_backend(config)(frames_work, scores, coarse)
     with timer("upsample"):
