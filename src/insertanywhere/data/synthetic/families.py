@@ -437,7 +437,7 @@ def _build_low_light(b: _Builder) -> SceneDescription:
 
 
 def _build_demo(b: _Builder) -> SceneDescription:
-    """Moving camera (a short orbit), a cart carrying the object, and a panel crossing in front."""
+    """Moving camera (a short orbit), a cart carrying the object, and a post walking across in front."""
     b.build_room()
     spot_xy, radius, azimuth, height = _spot_and_camera(b)
     travel = b.rng.uniform(0.3, 0.5) * np.array([b.rng.choice([-1.0, 1.0]), b.rng.uniform(-0.2, 0.3)])
@@ -451,10 +451,40 @@ def _build_demo(b: _Builder) -> SceneDescription:
     # The panel crosses the middle of the clip; aim at the object's mid-clip position.
     mid = b.n_frames // 2
     contact_mid = transform_points(b.bodies[body].world_from_body[mid] @ card.body_from_object, np.zeros((1, 3)))[0]
-    _moving_occluder(b, eyes, contact_mid, card, lateral * float(b.rng.choice([-1.0, 1.0])))
+    _passing_post(b, eyes, contact_mid, card, lateral * float(b.rng.choice([-1.0, 1.0])))
     cameras = b.cameras_looking_at(eyes, np.tile(mid_target, (b.n_frames, 1)))
     plane_point_body = invert_pose(b.bodies[body].world_from_body[0]) @ np.append(contact, 1.0)
     return b.finish(card, cameras, b.light(eye0, contact), "general", plane_point_body[:3])
+
+
+def _passing_post(
+    b: _Builder, eyes: np.ndarray, contact: np.ndarray, card: ObjectCard, lateral_dir: np.ndarray
+) -> None:
+    """A person-sized post walking across the line of sight at 70 % of the distance, a little wider than the
+    object there: it hides the object for a few frames while most of the frame stays visible (the demo's
+    occluder; ``_moving_occluder`` is the harder, frame-filling panel of the moving_occluder family).
+
+    Args:
+        eyes: (T, 3) camera centres (world, metres); contact: (3,) the object's contact point at mid-clip;
+        lateral_dir: (3,) horizontal unit direction the post moves along.
+    """
+    eye0 = eyes[0]
+    distance = float(np.linalg.norm((contact - eye0)[:2]))
+    fraction = 0.7
+    depth = fraction * distance
+    half_w = 0.5 * (1.6 * card.width_m * fraction + 0.06)
+    thickness = 0.12
+    top_world = contact[2] + card.height_m
+    post_top = max(eye0[2] - (eye0[2] - top_world) * fraction + 0.15, top_world + 0.2)
+    travel = 2.5 * half_w + card.width_m
+    ray_xy = (contact - eye0)[:2] / distance
+    center0 = np.array([eye0[0] + ray_xy[0] * depth, eye0[1] + ray_xy[1] * depth, post_top / 2])
+    yaw = math.atan2(ray_xy[1], ray_xy[0]) - math.pi / 2
+    positions = [make_pose(rotation_z(yaw), center0 + lateral_dir * travel * (2.0 * s - 1.0)) for s in b.s]
+    body = b.add_body("occluder", np.array(positions), dynamic=True)
+    poster = str(b.rng.choice(POSTER_TEXTURES))
+    b.add_box("occluder_post", np.zeros(3), (half_w, thickness / 2, post_top / 2), body=body, side=poster,
+              top=poster, tile=0.7)  # fmt: skip
 
 
 FAMILIES: dict[str, FamilySpec] = {
@@ -475,7 +505,7 @@ FAMILIES: dict[str, FamilySpec] = {
                    (832, 480, 49), _build_moving_support),
         FamilySpec("low_light", "dim warm light, low sun (10-14 degrees), long shadow", (832, 480, 49),
                    _build_low_light),
-        FamilySpec("demo", "orbiting camera + object on a moving cart + a panel crossing in front",
+        FamilySpec("demo", "orbiting camera + object on a moving cart + a post crossing in front",
                    (320, 192, 25), _build_demo),
     ]
 }  # fmt: skip

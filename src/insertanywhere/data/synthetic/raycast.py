@@ -223,8 +223,10 @@ def _shade_surface(
     """Albedo and normal at hits.
 
     Args:
+        prim: the primitive every one of these rays hits first.
         origin: (3,) camera centre; dirs: (N, 3) float32 ray directions (camera z = 1); ray_length: (N,)
             their norms; t: (N,) z-depth.
+        sample_angle: radians between neighbouring samples at the image centre (picks the mip level).
 
     Returns:
         points (N, 3) float32 world, normals (N, 3) float32 unit, facing the camera,
