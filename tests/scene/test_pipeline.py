@@ -175,3 +175,20 @@ def test_seven_scenes_subsample():
     assert scene.meta.camera_model == "general"
     ate = ate_percent(_poses(scene.cameras), truth)
     assert ate["ate_percent"] < 5.0, ate
+
+
+VIDEOS = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "videos"
+
+
+@pytest.mark.skipif(not VIDEOS.is_dir(), reason="real clips not available")
+@pytest.mark.parametrize(
+    ("clip", "expected"), [("cups_table_static.mp4", "static"), ("bear_rocks_pan.mp4", "rotation")]
+)
+def test_real_clips_motion_model(clip, expected):
+    import itertools
+
+    from insertanywhere.io.video import VideoReader
+
+    frames = np.stack(list(itertools.islice(iter(VideoReader(VIDEOS / clip)), 24)))
+    scene = reconstruct(frames, ReconstructConfig(work_long_side=320))
+    assert scene.meta.camera_model == expected, scene.meta.extra["camera_model_reason"]["reason"]
