@@ -96,3 +96,35 @@ def test_depth_anything_missing_weights_is_one_line(tmp_path):
     assert "\n" not in str(info.value) and "--model-path" in str(info.value)
     with pytest.raises(MissingDependencyError):
         load_depth_anything(None)
+
+
+def _small_case():
+    synthetic = pytest.importorskip("insertanywhere.data.synthetic.loader")
+    return synthetic.load_synthetic_case(synthetic.render_case_cached("dolly", 0, small=True))
+
+
+def test_reconstruct_with_depth_anything_prior_runs_joint_refinement(tmp_path):
+    from insertanywhere.scene import ReconstructConfig, reconstruct
+
+    _tiny_depth_anything(tmp_path)
+    case = _small_case()
+    config = ReconstructConfig(depth="depth-anything-v2", model_path=str(tmp_path))
+    scene = reconstruct(case.background, config)
+    assert scene.meta.backends["depth"] == "depth-anything-v2"
+    assert scene.meta.extra["joint_refinement"].startswith("poses, points")
+    assert len(scene.meta.extra["prior_scales"]) == case.n_frames
+    assert np.isfinite(scene.depth).all() and (scene.depth >= 0).all()
+    np.testing.assert_allclose(scene.cameras[0].cam_from_world, np.eye(4), atol=1e-9)
+
+
+def test_reconstruct_with_raft_flow(tmp_path):
+    from insertanywhere.models.raft import RAFT_SMALL, build_raft
+    from insertanywhere.scene import ReconstructConfig, reconstruct
+
+    torch.manual_seed(0)
+    torch.save(build_raft(RAFT_SMALL).state_dict(), tmp_path / "raft_small.pth")
+    case = _small_case()
+    frames = case.background[:3]
+    scene = reconstruct(frames, ReconstructConfig(flow="raft", model_path=str(tmp_path), fov_deg=57.0))
+    assert scene.meta.backends["flow"] == "raft"
+    assert scene.flow_forward.shape == (2, *frames.shape[1:3], 2)

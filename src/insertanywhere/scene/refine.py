@@ -96,7 +96,8 @@ def joint_refine(
         depth_term = np.sqrt(weight_depth) * (measured - predicted) / sigma_d
         centers = -np.matmul(np.transpose(poses[:, :3, :3], (0, 2, 1)), poses[:, :3, 3][:, :, None])[:, :, 0]
         accel = (centers[:-2] - 2 * centers[1:-1] + centers[2:]).ravel() / (0.01 * median_depth)
-        scale_smooth = np.sqrt(weight_scale_smooth) * np.diff(np.log(scale))
+        log_scales = x[n_pose + n_point : n_pose + n_point + n_frames]  # smooth in log space, no exp/log round trip
+        scale_smooth = np.sqrt(weight_scale_smooth) * np.diff(log_scales)
         return np.concatenate([reprojection, depth_term, np.sqrt(weight_camera_smooth) * accel, scale_smooth])
 
     x0 = np.concatenate(
