@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 FINISHED_FILES = ("report.json", "inserted.mp4", "preview.png", "track.json")
 SHADOW_MIN = 1.0 / 255.0
+SUPPORT_FLOW_TOLERANCE_PX = 2.0
+"""A mover pixel moves with the support when its flow is within 2 px (+20% of its speed) of the support's."""
 PROBE_RADIUS_OBJECTS = 1.5
 """The lighting probe: the support within 1.5 object sizes of the contact."""
 OUTPUT_CRF = 4
@@ -177,8 +179,14 @@ def place_object(
     radius = anchor.scale * float(np.max(np.linalg.norm(mesh.vertices[:, [0, 2]], axis=1)))
     with timer("propagate"):
         propagation = propagate(
-            scene, anchor, object_radius=max(radius, 1e-6), mode=config.propagation, progress=progress
+            scene,
+            anchor,
+            object_radius=max(radius, 1e-6),
+            mode=config.propagation,
+            progress=progress,
+            frames=lambda: iter(VideoReader(config.video)),
         )
+
     camera = scene.cameras[config.placement.frame]
     normal = anchor.support_plane.normal
     with timer("light"):
@@ -258,6 +266,7 @@ class FrameRenderer:
             contact_world=contact,
             image=frame,
             support_moves=placed.propagation.support_moves,
+            support_region=self.moving_support_pixels(t) if placed.propagation.support_moves else None,
         )
         alpha = visible_alpha(geometry, layer.alpha, layer.depth, layer.bbox)
         support = self._support_plane_type(contact, plane.normal)
@@ -283,15 +292,11 @@ class FrameRenderer:
             "probe": probe,
         }
 
-    def lighting_probe(
-        self, t: int, motion: np.ndarray, coverage: np.ndarray, shadow: np.ndarray, movers: np.ndarray
-    ) -> np.ndarray:
-        """(H, W) bool: the support around the object in frame t, the same physical patch in every frame,
-        minus the object, its shadow and movers; the compositor measures lighting changes there."""
+    def support_patch(self, t: int, motion: np.ndarray, radius: float) -> np.ndarray:
+        """(H, W) bool: the support's disk of ``radius`` (scene units) around the contact, seen in frame t."""
         import cv2
 
         anchor = self.placed.anchor
-        radius = PROBE_RADIUS_OBJECTS * anchor.scale * float(np.max(np.ptp(self.placed.mesh.vertices, axis=0)))
         angles = np.linspace(0.0, 2.0 * np.pi, 33)[:-1]
         disk = (
             anchor.contact_world
@@ -299,12 +304,61 @@ class FrameRenderer:
             + radius * np.sin(angles)[:, None] * anchor.rotation[:, 2]
         )
         pixels, z = self.placed.scene.cameras[t].project(transform_points(motion, disk))
-        probe = np.zeros((self.height, self.width), np.uint8)
+        patch = np.zeros((self.height, self.width), np.uint8)
         if np.all(z > 0):
-            cv2.fillPoly(probe, [np.round(pixels - 0.5).astype(np.int32)], 1)
+            cv2.fillPoly(patch, [np.round(pixels - 0.5).astype(np.int32)], 1)
+        return patch > 0
+
+    def moving_support_pixels(self, t: int) -> np.ndarray:
+        """(H, W) bool: pixels that belong to a moving support in frame t: its patch around the object, and
+        movers whose optical flow is the flow the support's motion gives its plane (the rest of a cart
+        moves with it; a passer-by crossing it does not)."""
+        scene = self.placed.scene
+        motion = self.placed.propagation.support_motion
+        region = self.support_patch(t, motion[t], self.object_size)
+        if scene.flow_forward is None or scene.n_frames < 2:
+            return region
+        nxt = t + 1 if t + 1 < scene.n_frames else t - 1
+        flow = np.asarray(scene.flow_forward[t] if nxt > t else scene.flow_backward[nxt], np.float32)
+        movers = np.asarray(scene.dynamic_mask[t], bool) & ~region
+        ys, xs = np.nonzero(movers)
+        if not len(ys):
+            return region
+        camera, camera_next = scene.cameras[t], scene.cameras[nxt]
+        plane = self.placed.anchor.support_plane.transformed(motion[t])
+        pixels = np.stack([xs + 0.5, ys + 0.5], axis=1)
+        rays = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(pixels).T
+        denom = plane.normal @ rays
+        with np.errstate(divide="ignore", invalid="ignore"):
+            along = -(plane.normal @ camera.center_world + plane.offset) / denom
+        hit = camera.center_world[:, None] + rays * along
+        step = motion[nxt] @ np.linalg.inv(motion[t])
+        predicted, z = camera_next.project(transform_points(step, hit.T))
+        observed = pixels + flow[ys, xs]
+        error = np.linalg.norm(predicted - observed, axis=1)
+        speed = np.linalg.norm(flow[ys, xs], axis=1)
+        with np.errstate(invalid="ignore"):
+            moves_with_support = (along > 0) & (z > 0) & (error < SUPPORT_FLOW_TOLERANCE_PX + 0.2 * speed)
+        region = region.copy()
+        region[ys[moves_with_support], xs[moves_with_support]] = True
+        return region
+
+    @property
+    def object_size(self) -> float:
+        """The object's largest extent, scene units."""
+        return self.placed.anchor.scale * float(np.max(np.ptp(self.placed.mesh.vertices, axis=0)))
+
+    def lighting_probe(
+        self, t: int, motion: np.ndarray, coverage: np.ndarray, shadow: np.ndarray, movers: np.ndarray
+    ) -> np.ndarray:
+        """(H, W) bool: the support around the object in frame t, the same physical patch in every frame,
+        minus the object, its shadow and movers; the compositor measures lighting changes there."""
+        import cv2
+
+        probe = self.support_patch(t, motion, PROBE_RADIUS_OBJECTS * self.object_size)
         keep_out = (coverage > 0) | (shadow > 0.02) | movers
         keep_out = cv2.dilate(keep_out.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        return (probe > 0) & ~keep_out
+        return probe & ~keep_out
 
 
 def _make_compositor(config: InsertConfig, renderer: FrameRenderer) -> tuple[Any, np.ndarray]:

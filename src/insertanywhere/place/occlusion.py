@@ -31,6 +31,8 @@ DEPTH_TOLERANCE = 0.03
 """Relative depth margin: the scene must be this much nearer than the object to hide it."""
 SEGMENT_SCALE = 60.0
 SEGMENT_MIN_SIZE = 30
+MAX_MOVER_COVERAGE = 0.9
+"""Mover masks covering more of the frame than this are taken as failed and not used for ordering."""
 PLANE_TOLERANCE = 0.02
 """Relative distance (of the camera distance) within which a scene point counts as on the support plane."""
 
@@ -48,6 +50,8 @@ class FrameGeometry:
         image: (H, W, 3) uint8 the frame (guide for edge refinement).
         support_moves: the support is itself a mover (a tray): the moving region under the
             contact point is the support and never hides the object.
+        support_region: (H, W) bool the support's patch around the object in this frame (the projected
+            support disk); with ``support_moves``, movers there are the support itself.
     """
 
     camera: Camera
@@ -57,6 +61,7 @@ class FrameGeometry:
     contact_world: np.ndarray
     image: np.ndarray
     support_moves: bool = False
+    support_region: np.ndarray | None = None
 
 
 def plane_depth(camera: Camera, plane: Plane, width: int, height: int, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -112,10 +117,20 @@ def dynamic_occluders(
     out = np.zeros((y1 - y0, x1 - x0), dtype=bool)
     if not dynamic[y0:y1, x0:x1].any():
         return out
+    if dynamic.mean() > MAX_MOVER_COVERAGE:
+        # Movers over most of the frame means the motion segmentation failed there (a camera motion it
+        # could not explain), not that the whole scene moves: ordering by it would hide the object at random.
+        return out
+    if geometry.support_moves and geometry.support_region is not None:
+        # The moving support is not an occluder: pixels that move as the support does (its flow) or lie on
+        # its patch around the object; the rest of a mover is judged by its contact.
+        dynamic = dynamic & ~geometry.support_region
     n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(dynamic.astype(np.uint8), connectivity=8)
     contact_px, _ = geometry.camera.project(geometry.contact_world[None])
     cx, cy = np.clip(contact_px[0], 0, [dynamic.shape[1] - 1, dynamic.shape[0] - 1]).astype(int)
-    support_label = labels[cy, cx] if geometry.support_moves and dynamic[cy, cx] else 0
+    support_label = 0
+    if geometry.support_moves and geometry.support_region is None and dynamic[cy, cx]:
+        support_label = labels[cy, cx]
     depth = np.asarray(geometry.scene_depth)
     for label in np.unique(labels[y0:y1, x0:x1]):
         if label == 0 or label == support_label:

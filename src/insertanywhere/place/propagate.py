@@ -18,6 +18,7 @@ and tracking resumes when the grid is visible again.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -43,7 +44,11 @@ MOVING_STREAK_TO_EXTRAPOLATE = 3
 MIN_MOVING_FRAMES = 3
 """The support moves only if at least this many frames saw it move (one bad flow field is not a motion)."""
 """Consecutive moving frames needed before a lost support is extrapolated at constant velocity."""
-EXTRAPOLATE_FRAMES = 5
+EXTRAPOLATE_FRAMES = 12
+MOTION_GATE_PX = 3.0
+MOTION_GATE_SPEED = 0.5
+"""A moving support's increment is refused when it lands further than 3 px + half its speed from the
+constant-velocity prediction."""
 
 
 @dataclass
@@ -118,8 +123,8 @@ def _step(
         flow: (H, W, 2) flow from -> to; flow_back: (H, W, 2) flow to -> from.
         depth_from: (H, W) scene depth of frame "from" (0 = unknown): drops grid points hidden by an occluder.
         dynamic_from: (H, W) bool movers of frame "from".
-        support_is_dynamic: the support is a mover (a tray): keep grid points on movers only; otherwise keep
-            grid points off movers only (a person walking over the support is not the support).
+        support_is_dynamic: the support is a mover (a tray): keep every grid point; otherwise keep grid points
+            off movers only (a person walking over the support is not the support).
 
     Returns:
         The support's incremental world motion (4, 4) (None when too few points), the number of
@@ -135,7 +140,10 @@ def _step(
     # front, nor the floor beyond the table's edge (the grid is a disk and may overhang its support).
     visible = (scene_z <= 0) | (np.abs(scene_z - z[ok]) < SUPPORT_DEPTH_TOLERANCE * z[ok])
     on_mover = _sample(dynamic_from[..., None].astype(np.float32), pixels[ok])[:, 0] > 0.5
-    visible &= on_mover == support_is_dynamic
+    if not support_is_dynamic:
+        # Part of the static scene: a mover over it (a hand, a passer-by) is not the support. A support that
+        # is a mover keeps every point: the mover masks are too coarse to say which mover is the support.
+        visible &= ~on_mover
     idx = np.nonzero(ok)[0][visible]
     if len(idx) < MIN_TRACKED_POINTS:
         return None, len(idx), np.nan, np.nan
@@ -202,6 +210,14 @@ def is_support_dynamic(scene: Scene4D, anchor: Anchor, grid: np.ndarray) -> bool
     return bool(np.mean(on_mover) > 0.5)
 
 
+def _image_distance(camera: Camera, pose_a: np.ndarray, pose_b: np.ndarray, grid: np.ndarray) -> float:
+    """Median image distance (px) between the grid moved by two support motions, seen by ``camera``."""
+    pa, za = camera.project(transform_points(pose_a, grid))
+    pb, zb = camera.project(transform_points(pose_b, grid))
+    front = (za > 0) & (zb > 0)
+    return float(np.median(np.linalg.norm(pa[front] - pb[front], axis=1))) if front.any() else 0.0
+
+
 def _track_direction(
     support_is_dynamic: bool,
     scene: Scene4D,
@@ -239,6 +255,13 @@ def _track_direction(
             support_is_dynamic,
         )
         counts[t] = count
+        if increment is not None and support_is_dynamic:
+            # A support moves smoothly; an increment far from the constant-velocity prediction is the flow of
+            # something passing over it (an occluder dragging the points), not the support's own motion.
+            jump = _image_distance(scene.cameras[t], increment @ current, velocity @ current, grid)
+            speed = _image_distance(scene.cameras[t], velocity @ current, current, grid)
+            if jump > MOTION_GATE_PX + MOTION_GATE_SPEED * speed:
+                increment = None
         if increment is not None:
             motion[t] = increment @ current
             moving = not np.allclose(increment, np.eye(4))
@@ -256,68 +279,28 @@ def _track_direction(
         progress("propagate", done[0], scene.n_frames)
 
 
-def propagate(
+def _propagate_hypothesis(
     scene: Scene4D,
     anchor: Anchor,
-    object_radius: float,
-    mode: PropagationMode = "scene-flow",
-    smooth_sigma: float = 1.5,
-    moving_threshold_px: float = 2.5,
-    progress: Progress = null_progress,
+    grid: np.ndarray,
+    support_is_dynamic: bool,
+    smooth_sigma: float,
+    moving_threshold_px: float,
+    progress: Progress,
 ) -> Propagation:
-    """Pose the object in every frame.
-
-    Args:
-        scene: the reconstruction (cameras, flows, depth).
-        anchor: the pose at the placement frame.
-        object_radius: the object's horizontal radius in scene units; the support is sampled
-            in a disk of about twice that around the contact.
-        mode: "scene-flow" (ours) or "camera-only" (the baseline: the object fixed in the world).
-        smooth_sigma: two-sided Gaussian smoothing of the support motion, frames.
-        moving_threshold_px: the support "moves" when its estimated motion displaces its image
-            by more than this (median over the grid) in some frame, beyond the tracking noise.
-    """
+    """Track the support with one assumption about what it is (a mover or part of the static scene)."""
     count = scene.n_frames
     identity = np.tile(np.eye(4), (count, 1, 1))
     tracked = np.zeros(count, dtype=bool)
     tracked[anchor.frame] = True
     counts = np.zeros(count, dtype=int)
-    if mode == "camera-only" or scene.flow_forward is None or count == 1:
-        poses = identity @ anchor.world_from_object
-        return Propagation(poses, identity, False, np.ones(count, bool), counts, {"mode": 0.0})
-    grid = support_grid(anchor, radius=2.0 * object_radius)
-    support_is_dynamic = is_support_dynamic(scene, anchor, grid)
     motion = identity.copy()
     errors: list[tuple[float, float]] = []
     done = [1]
-    _track_direction(
-        support_is_dynamic,
-        scene,
-        anchor,
-        grid,
-        range(anchor.frame + 1, count),
-        True,
-        motion,
-        tracked,
-        counts,
-        errors,
-        progress,
-        done,
-    )
-    _track_direction(
-        support_is_dynamic,
-        scene,
-        anchor,
-        grid,
-        range(anchor.frame - 1, -1, -1),
-        False,
-        motion,
-        tracked,
-        counts,
-        errors,
-        progress,
-        done,
-    )
+    for frames, forward in ((range(anchor.frame + 1, count), True), (range(anchor.frame - 1, -1, -1), False)):
+        _track_direction(
+            support_is_dynamic, scene, anchor, grid, frames, forward, motion, tracked, counts, errors, progress, done
+        )
     # The motion test: how far would the estimated support motion move the support's image?
     displacement = np.zeros(count)
     for t in range(count):
@@ -334,6 +317,7 @@ def propagate(
     moving_frames = int(sum(1 for moving_error, static_error in errors if moving_error != static_error))
     support_moves = bool(np.max(excess) > moving_threshold_px) and moving_frames >= MIN_MOVING_FRAMES
     test = {
+        "support_is_mover": float(support_is_dynamic),
         "moving_frames": float(moving_frames),
         "max_support_displacement_px": float(displacement.max()),
         "tracking_noise_px": tracking_noise,
@@ -348,6 +332,108 @@ def propagate(
         motion[anchor.frame] = np.eye(4)
     poses = motion @ anchor.world_from_object
     return Propagation(poses, motion, support_moves, tracked, counts, test)
+
+
+def photometric_errors(
+    frames: Iterable[np.ndarray], scene: Scene4D, anchor: Anchor, grid: np.ndarray, motions: list[np.ndarray]
+) -> list[float]:
+    """How well each support trajectory keeps the support's texture in place (lower is better).
+
+    The grid's colours at the placement frame are compared, frame by frame, with the colours found where
+    each hypothesis puts the grid; the score is the mean over frames of the median absolute difference
+    (grey levels). Streams the frames once.
+
+    Args:
+        frames: the clip's (H, W, 3) uint8 frames in order.
+        motions: per hypothesis, (T, 4, 4) support motion.
+    """
+    samples: list[list[np.ndarray | None]] = [[] for _ in motions]
+    for t, frame in enumerate(frames):
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        height, width = gray.shape
+        for k, motion in enumerate(motions):
+            pixels, z = scene.cameras[t].project(transform_points(motion[t], grid))
+            inside = (z > 0) & _inside(pixels, width, height)
+            values = np.full(len(grid), np.nan, np.float32)
+            if inside.any():
+                values[inside] = _sample(gray[..., None], pixels[inside])[:, 0]
+            samples[k].append(values)
+    scores = []
+    for per_frame in samples:
+        reference = per_frame[anchor.frame]
+        errors = []
+        for t, values in enumerate(per_frame):
+            both = np.isfinite(values) & np.isfinite(reference)
+            if t != anchor.frame and both.sum() >= MIN_TRACKED_POINTS:
+                errors.append(float(np.median(np.abs(values[both] - reference[both]))))
+        scores.append(float(np.mean(errors)) if errors else float("inf"))
+    return scores
+
+
+def propagate(
+    scene: Scene4D,
+    anchor: Anchor,
+    object_radius: float,
+    mode: PropagationMode = "scene-flow",
+    smooth_sigma: float = 1.5,
+    moving_threshold_px: float = 2.5,
+    progress: Progress = null_progress,
+    frames: Callable[[], Iterable[np.ndarray]] | None = None,
+) -> Propagation:
+    """Pose the object in every frame.
+
+    What the support is decides which tracked points count: part of the static scene (then movers over
+    it, a hand or a passer-by, are not followed) or a mover itself (a cart). The placement frame's moving
+    regions say which, but a cart that starts moving later is static there. When the clip's frames are
+    given, both hypotheses are tracked and the one that keeps the support's texture in place wins
+    (``photometric_errors``); otherwise the placement frame decides.
+
+    Args:
+        scene: the reconstruction (cameras, flows, depth).
+        anchor: the pose at the placement frame.
+        object_radius: the object's horizontal radius in scene units; the support is sampled
+            in a disk of about twice that around the contact.
+        mode: "scene-flow" (ours) or "camera-only" (the baseline: the object fixed in the world).
+        smooth_sigma: smoothing of the support motion (local linear fit), frames.
+        moving_threshold_px: the support "moves" when its estimated motion displaces its image
+            by more than this (median over the grid) in some frame, beyond the tracking noise.
+        frames: a callable returning a fresh iterator over the clip's (H, W, 3) uint8 frames.
+    """
+    count = scene.n_frames
+    identity = np.tile(np.eye(4), (count, 1, 1))
+    if mode == "camera-only" or scene.flow_forward is None or count == 1:
+        poses = identity @ anchor.world_from_object
+        return Propagation(poses, identity, False, np.ones(count, bool), np.zeros(count, int), {"mode": 0.0})
+    grid = support_grid(anchor, radius=2.0 * object_radius)
+    at_placement = is_support_dynamic(scene, anchor, grid)
+    first = _propagate_hypothesis(scene, anchor, grid, at_placement, smooth_sigma, moving_threshold_px, progress)
+    if frames is None or not _movers_near_support(scene, anchor, grid):
+        return first
+    second = _propagate_hypothesis(
+        scene, anchor, grid, not at_placement, smooth_sigma, moving_threshold_px, null_progress
+    )
+    if np.allclose(first.support_motion, second.support_motion):
+        return first
+    scores = photometric_errors(frames(), scene, anchor, grid, [first.support_motion, second.support_motion])
+    best, other = (first, second) if scores[0] <= scores[1] else (second, first)
+    best.motion_test["photometric_error"] = min(scores)
+    best.motion_test["other_hypothesis_photometric_error"] = max(scores)
+    del other
+    return best
+
+
+def _movers_near_support(scene: Scene4D, anchor: Anchor, grid: np.ndarray) -> bool:
+    """Whether movers ever cover the support grid (else the support is plainly static scene)."""
+    for t in range(scene.n_frames):
+        dynamic = np.asarray(scene.dynamic_mask[t], bool)
+        if not dynamic.any():
+            continue
+        height, width = dynamic.shape
+        pixels, z = scene.cameras[t].project(grid)
+        ok = (z > 0) & _inside(pixels, width, height)
+        if ok.any() and np.mean(_sample(dynamic[..., None].astype(np.float32), pixels[ok])[:, 0] > 0.5) > 0.2:
+            return True
+    return False
 
 
 def camera_only_poses(anchor: Anchor, n_frames: int) -> np.ndarray:

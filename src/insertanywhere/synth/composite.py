@@ -239,6 +239,9 @@ class Compositor:
         if reference is not None and surroundings is not None:
             eps = 1e-4
             measured = np.log((surroundings + eps) / (reference + eps))
+            # Follow exposure over time, not tint: a coloured mover crossing the measured region tints it far
+            # more often than the light changes colour.
+            measured = np.full(3, float(REC709_LUMA @ measured))
             log_change = self._gain_filter(
                 np.clip(measured, -math.log(self.config.max_gain), math.log(self.config.max_gain))
             )
