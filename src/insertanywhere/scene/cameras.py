@@ -231,6 +231,9 @@ def estimate_rotation(
         world_from_cam.append(world_from_cam[-1] @ rel.T)
     world_from_cam_arr = np.stack(world_from_cam)
     keep = np.nonzero((tracks.visible.sum(axis=0) >= 2) & (tracks.quality > 0.2))[0]
+    if len(keep) > config.max_ba_points:  # long, consistent tracks carry the rotation; the rest only cost time
+        score = tracks.quality[keep] * tracks.visible[:, keep].sum(axis=0)
+        keep = np.sort(keep[np.argsort(-score)[: config.max_ba_points]])
     first = np.argmax(tracks.visible[:, keep], axis=0)
     xy_first = tracks.xy[first, keep].astype(np.float64)
     rays = np.concatenate([xy_first, np.ones((len(keep), 1))], axis=1) @ K_inv.T

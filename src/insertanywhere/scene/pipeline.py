@@ -188,8 +188,12 @@ def reconstruct(
                 for m in dynamic_work
             ]
         )
-        flow_fw_full = np.stack([resize_flow(f, width, height) for f in flow_forward]).astype(np.float16)
-        flow_bw_full = np.stack([resize_flow(f, width, height) for f in flow_backward]).astype(np.float16)
+        # float16 at full resolution (what io.scene_store keeps), filled frame by frame: no float32 copy of the clip.
+        flow_fw_full = np.empty((n_frames - 1, height, width, 2), np.float16)
+        flow_bw_full = np.empty_like(flow_fw_full)
+        for t in range(n_frames - 1):
+            flow_fw_full[t] = resize_flow(flow_forward[t], width, height)
+            flow_bw_full[t] = resize_flow(flow_backward[t], width, height)
     to_full = np.diag([1.0 / scale_x, 1.0 / scale_y, 1.0])
     K_out = to_full @ estimate.K
     cameras = [Camera(K_out, pose) for pose in estimate.cam_from_world]
