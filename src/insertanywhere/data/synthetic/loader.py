@@ -77,6 +77,7 @@ def load_synthetic_case(folder: str | os.PathLike[str]) -> SyntheticCase:
         "object_texture": folder / "object_texture.png",
         "placement": folder / "placement.json",
         "meta": folder / "meta.json",
+        "preview": folder / "preview.png",
         "cameras": gt / "cameras.json",
         "object_poses": gt / "object_poses.json",
         "masks": gt / "masks",
