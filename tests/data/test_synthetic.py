@@ -312,6 +312,8 @@ def test_cli_synth_writes_a_scene(tmp_path):
     result = CliRunner().invoke(app, ["synth", str(tmp_path / "s"), "--scene", "pan", "--small", "--frames", "2"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "s" / "meta.json").read_text())["n_frames"] == 2
+    listing = CliRunner().invoke(app, ["synth", "--list"])
+    assert listing.exit_code == 0 and all(name in listing.output for name in FAMILIES)
 
 
 # ----------------------------------------------------------------------------- texture lookups
