@@ -36,7 +36,13 @@ from insertanywhere.io.atomic import prepare_output_dir, write_json_atomic
 from insertanywhere.io.images import write_png, write_sequence_frame
 from insertanywhere.io.video import VideoReader, VideoWriter
 from insertanywhere.place.anchor import Anchor, anchor_object
-from insertanywhere.place.occlusion import FrameGeometry, expand_window, shadow_visibility, visible_alpha
+from insertanywhere.place.occlusion import (
+    FrameGeometry,
+    expand_window,
+    multi_view_confirmation,
+    shadow_visibility,
+    visible_alpha,
+)
 from insertanywhere.place.propagate import Propagation, PropagationMode, propagate
 from insertanywhere.progress import Progress, StageTimer, null_progress
 
@@ -267,6 +273,10 @@ class FrameRenderer:
             image=frame,
             support_moves=placed.propagation.support_moves,
             support_region=self.moving_support_pixels(t) if placed.propagation.support_moves else None,
+            object_size=self.object_size,
+            confirm_static=multi_view_confirmation(
+                scene.cameras, scene.depth, scene.dynamic_mask, self.confirmation_views(t)
+            ),
         )
         alpha = visible_alpha(geometry, layer.alpha, layer.depth, layer.bbox)
         support = self._support_plane_type(contact, plane.normal)
@@ -292,6 +302,14 @@ class FrameRenderer:
             "probe": probe,
         }
 
+    def confirmation_views(self, t: int) -> list[int]:
+        """Frames whose depth confirms frame t's static occluders: the placement frame and frames 4 and 8
+        away on either side (other views of the same static scene)."""
+        count = self.placed.scene.n_frames
+        views = {self.placed.anchor.frame} | {t + d for d in (-8, -4, 4, 8) if 0 <= t + d < count}
+        views.discard(t)
+        return sorted(views)
+
     def support_patch(self, t: int, motion: np.ndarray, radius: float) -> np.ndarray:
         """(H, W) bool: the support's disk of ``radius`` (scene units) around the contact, seen in frame t."""
         import cv2
@@ -310,17 +328,17 @@ class FrameRenderer:
         return patch > 0
 
     def moving_support_pixels(self, t: int) -> np.ndarray:
-        """(H, W) bool: pixels that belong to a moving support in frame t: its patch around the object, and
-        movers whose optical flow is the flow the support's motion gives its plane (the rest of a cart
-        moves with it; a passer-by crossing it does not)."""
+        """(H, W) bool: movers in frame t that are the moving support: those whose optical flow is the flow
+        the support's motion gives its plane (the rest of a cart moves with it; a passer-by crossing it,
+        even over the object's footprint, does not). Without flow: the support's patch around the object."""
         scene = self.placed.scene
         motion = self.placed.propagation.support_motion
-        region = self.support_patch(t, motion[t], self.object_size)
         if scene.flow_forward is None or scene.n_frames < 2:
-            return region
+            return self.support_patch(t, motion[t], self.object_size)
+        region = np.zeros((self.height, self.width), bool)
         nxt = t + 1 if t + 1 < scene.n_frames else t - 1
         flow = np.asarray(scene.flow_forward[t] if nxt > t else scene.flow_backward[nxt], np.float32)
-        movers = np.asarray(scene.dynamic_mask[t], bool) & ~region
+        movers = np.asarray(scene.dynamic_mask[t], bool)
         ys, xs = np.nonzero(movers)
         if not len(ys):
             return region
@@ -339,7 +357,6 @@ class FrameRenderer:
         speed = np.linalg.norm(flow[ys, xs], axis=1)
         with np.errstate(invalid="ignore"):
             moves_with_support = (along > 0) & (z > 0) & (error < SUPPORT_FLOW_TOLERANCE_PX + 0.2 * speed)
-        region = region.copy()
         region[ys[moves_with_support], xs[moves_with_support]] = True
         return region
 

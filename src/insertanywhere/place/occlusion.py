@@ -19,6 +19,7 @@ real outline instead of the blocky flow-based mask.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -32,6 +33,7 @@ DEPTH_TOLERANCE = 0.03
 SEGMENT_SCALE = 60.0
 SEGMENT_MIN_SIZE = 30
 MAX_MOVER_COVERAGE = 0.9
+CONTACT_MARGIN_OBJECTS = 0.3
 """Mover masks covering more of the frame than this are taken as failed and not used for ordering."""
 PLANE_TOLERANCE = 0.02
 """Relative distance (of the camera distance) within which a scene point counts as on the support plane."""
@@ -52,6 +54,12 @@ class FrameGeometry:
             contact point is the support and never hides the object.
         support_region: (H, W) bool the support's patch around the object in this frame (the projected
             support disk); with ``support_moves``, movers there are the support itself.
+        confirm_static: given (N, 3) world points a frame's depth says stand in front of the object, (N,)
+            bool: whether other frames' depth sees them there too (``multi_view_confirmation``). A static
+            occluder is seen from several views; a per-frame depth glitch is not. None trusts every frame.
+        object_size: the object's largest extent, scene units: a mover must stand at least
+            CONTACT_MARGIN_OBJECTS of it nearer than the object to be in front (one right beside the object
+            cannot be ordered by its contact).
     """
 
     camera: Camera
@@ -62,6 +70,8 @@ class FrameGeometry:
     image: np.ndarray
     support_moves: bool = False
     support_region: np.ndarray | None = None
+    object_size: float = 0.0
+    confirm_static: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def plane_depth(camera: Camera, plane: Plane, width: int, height: int, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -142,7 +152,7 @@ def dynamic_occluders(
         low = ys >= bottom - 1
         contact_pixel = np.array([np.median(xs[low]) + 0.5, bottom + 0.5])
         mover_z = _contact_depth(geometry.camera, geometry.support_plane, contact_pixel)
-        if mover_z < object_contact_z:
+        if mover_z < object_contact_z - CONTACT_MARGIN_OBJECTS * geometry.object_size:
             out |= labels[y0:y1, x0:x1] == label
     del n_labels, stats
     return out
@@ -208,7 +218,43 @@ def occluder_mask(
         support_z = plane_depth(geometry.camera, geometry.support_plane, width, height, window)
         on_support = np.abs(scene_z - support_z) < PLANE_TOLERANCE * support_z
         nearer &= ~on_support
+    if geometry.confirm_static is not None and nearer.any():
+        ys, xs = np.nonzero(nearer)
+        pixels = np.stack([xs + x0 + 0.5, ys + y0 + 0.5], axis=1)
+        confirmed = geometry.confirm_static(geometry.camera.unproject(pixels, scene_z[ys, xs]))
+        nearer[ys[~confirmed], xs[~confirmed]] = False
     return nearer | dynamic_occluders(geometry, object_contact_z, window)
+
+
+def multi_view_confirmation(
+    cameras: list[Camera], depth: np.ndarray, dynamic: np.ndarray, views: list[int], tolerance: float = 0.05
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A ``confirm_static`` test: a world point is confirmed when, among the ``views`` that see it (in the
+    image, in front, depth known there, not on a mover), at least half put a surface at its depth.
+
+    Args:
+        cameras: every frame's Camera; depth: (T, H, W) z-depth (0 = unknown); dynamic: (T, H, W) bool.
+        views: frame indices to check against (e.g. the placement frame and frames around t).
+        tolerance: relative depth agreement.
+    """
+
+    def confirm(points_world: np.ndarray) -> np.ndarray:
+        agree = np.zeros(len(points_world), int)
+        seen = np.zeros(len(points_world), int)
+        for view in views:
+            height, width = depth.shape[1:]
+            pixels, z = cameras[view].project(points_world)
+            col, row = np.floor(pixels[:, 0]).astype(int), np.floor(pixels[:, 1]).astype(int)
+            inside = (z > 0) & (col >= 0) & (col < width) & (row >= 0) & (row < height)
+            idx = np.nonzero(inside)[0]
+            view_z = np.asarray(depth[view])[row[idx], col[idx]]
+            usable = (view_z > 0) & ~np.asarray(dynamic[view])[row[idx], col[idx]]
+            idx, view_z = idx[usable], view_z[usable]
+            seen[idx] += 1
+            agree[idx] += np.abs(view_z - z[idx]) < tolerance * z[idx]
+        return (seen == 0) | (2 * agree >= seen)
+
+    return confirm
 
 
 def refine_against_image(image: np.ndarray, mask: np.ndarray, radius: int = 4, eps: float = 2e-3) -> np.ndarray:
