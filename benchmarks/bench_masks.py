@@ -72,7 +72,7 @@ def run_case(folder: Path, mode: str, scene_source: str, work: Path) -> dict:
         from insertanywhere.data.gt_scene import scene_from_gt
 
         scene = scene_from_gt(case)
-    out = work / f"{folder.name}-{mode}-{scene_source}"
+    out = work / f"{folder.name}-{scene_source}"  # shared by both modes: the second reuses the scene
     config = InsertConfig(
         video=case.paths["background"],
         object_path=case.paths["object"],
