@@ -20,6 +20,7 @@ import numpy as np
 from skimage.filters import apply_hysteresis_threshold
 
 from insertanywhere.progress import Progress, null_progress
+from insertanywhere.scene.flow import fb_consistency
 
 
 @dataclass
@@ -169,14 +170,23 @@ def residual_scores(
     at_infinity = np.zeros(depth.shape[1:], np.float32)
     for t in range(n_frames):
         confidence = depth_confidence[t] if depth_confidence is not None else None
-        for other, flow in (
-            (t + 1, flow_forward[t] if t < n_frames - 1 else None),
-            (t - 1, flow_backward[t - 1] if t > 0 else None),
+        direction_scores, direction_valid = [], []
+        for other, flow, reverse in (
+            (t + 1, *((flow_forward[t], flow_backward[t]) if t < n_frames - 1 else (None, None))),
+            (t - 1, *((flow_backward[t - 1], flow_forward[t - 1]) if t > 0 else (None, None))),
         ):
             if flow is None:
                 continue
             rigid = rigid_flow(depth[t], K, cam_from_world[t], cam_from_world[other], rays)
             parallax = rigid - rigid_flow(at_infinity, K, cam_from_world[t], cam_from_world[other], rays)
-            scores[t] = np.maximum(scores[t], residual_score(flow, rigid, config, parallax, confidence))
+            direction_scores.append(residual_score(flow, rigid, config, parallax, confidence))
+            # A pixel occluded in that direction has meaningless flow there (forward-backward test).
+            direction_valid.append(fb_consistency(flow, reverse))
+        stacked = np.stack(direction_scores)
+        valid = np.stack(direction_valid)
+        # The strongest evidence among directions where the pixel stays visible; where it is occluded in
+        # every direction, the weakest (a disocclusion beside a mover is not itself moving).
+        best_valid = np.max(np.where(valid, stacked, 0.0), axis=0)
+        scores[t] = np.where(valid.any(axis=0), best_valid, stacked.min(axis=0))
         progress("dynamic", t + 1, n_frames)
     return scores
