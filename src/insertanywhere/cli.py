@@ -111,12 +111,30 @@ def _parse_placement(placement_file: Path | None, box: str | None, frame: int, y
 
 
 def _insert_config(**kwargs):
+    """The job's InsertConfig from CLI values, checking the choices Typer leaves as strings."""
+    from insertanywhere.errors import InputError
     from insertanywhere.pipeline import InsertConfig
     from insertanywhere.render.light import parse_light_angles
 
-    light = kwargs.pop("light")
+    choices = {"propagation": ("scene-flow", "camera-only"), "facing": ("fixed", "camera")}
+    for name, allowed in choices.items():
+        if name in kwargs and kwargs[name] not in allowed:
+            raise InputError(f"--{name} {kwargs[name]!r}: choose {' or '.join(allowed)}")
+    light = kwargs.pop("light", None)
     kwargs["light"] = parse_light_angles(light) if light else None
     return InsertConfig(**kwargs)
+
+
+def _run_job(config):
+    """Run the insert job with progress bars; print its warnings."""
+    from insertanywhere.pipeline import run_insert
+    from insertanywhere.progress import rich_progress
+
+    with rich_progress() as progress:
+        result = run_insert(config, progress)
+    for warning in result.report.get("warnings", []):
+        typer.echo(f"warning: {warning}", err=True)
+    return result
 
 
 VideoArg = Annotated[Path, typer.Argument(help="Input video (any format ffmpeg reads) or a folder of images.")]
@@ -170,14 +188,7 @@ def insert(
     overwrite: OverwriteOpt = False,
 ) -> None:
     """Insert an object into a video: the whole output folder (video, masks, layers, shadow, scene, track, preview)."""
-    from insertanywhere.errors import InputError
-    from insertanywhere.pipeline import run_insert
-    from insertanywhere.progress import rich_progress
 
-    if propagation not in ("scene-flow", "camera-only"):
-        raise InputError(f"--propagation {propagation!r}: choose scene-flow or camera-only")
-    if facing not in ("fixed", "camera"):
-        raise InputError(f"--facing {facing!r}: choose fixed or camera")
     vace_config = None
     if synth == "vace":
         from insertanywhere.synth.vace import VaceConfig, preflight_vace
@@ -212,13 +223,10 @@ def insert(
         overwrite=overwrite,
         vace=vace_config,
     )
-    with rich_progress() as progress:
-        result = run_insert(config, progress)
+    result = _run_job(config)
     typer.echo(f"video:   {result.inserted_video}")
     typer.echo(f"preview: {result.preview_path}")
     typer.echo(f"report:  {result.report_path}")
-    for warning in result.report.get("warnings", []):
-        typer.echo(f"warning: {warning}", err=True)
 
 
 @app.command()
@@ -238,12 +246,7 @@ def masks(
 ) -> None:
     """The 4D-aware masks only: reconstruct (or reuse OUT/scene), place, propagate, occlude; writes masks/, layers/,
     shadow/, track.json, preview.png and report.json."""
-    from insertanywhere.errors import InputError
-    from insertanywhere.pipeline import run_insert
-    from insertanywhere.progress import rich_progress
 
-    if propagation not in ("scene-flow", "camera-only"):
-        raise InputError(f"--propagation {propagation!r}: choose scene-flow or camera-only")
     config = _insert_config(
         video=video,
         object_path=object_path,
@@ -257,8 +260,7 @@ def masks(
         overwrite=overwrite,
         write_video=False,
     )
-    with rich_progress() as progress:
-        result = run_insert(config, progress)
+    result = _run_job(config)
     typer.echo(f"masks:   {result.masks_dir}")
     typer.echo(f"track:   {result.track_path}")
     typer.echo(f"preview: {result.preview_path}")
@@ -274,8 +276,7 @@ def demo(
 
     from insertanywhere.data.synthetic import render_scene_to_folder
     from insertanywhere.io.atomic import prepare_output_dir
-    from insertanywhere.pipeline import InsertConfig, run_insert
-    from insertanywhere.progress import rich_progress
+    from insertanywhere.pipeline import InsertConfig
 
     start = time.perf_counter()
     out = prepare_output_dir(out, overwrite)
@@ -292,8 +293,7 @@ def demo(
         overwrite=True,
     )
     typer.echo("inserting the object ...")
-    with rich_progress() as progress:
-        result = run_insert(config, progress)
+    result = _run_job(config)
     typer.echo(f"done in {time.perf_counter() - start:.1f} s")
     typer.echo(f"input video:     {config.video}")
     typer.echo(f"inserted video:  {result.inserted_video}")

@@ -302,6 +302,17 @@ class FrameRenderer:
             "probe": probe,
         }
 
+    def composite(self, compositor: Any, t: int, frame: np.ndarray, rendered: dict[str, Any]) -> np.ndarray:
+        """(H, W, 3) uint8: frame t with the rendered object, shadow and harmonisation (synth.composite)."""
+        return compositor.composite(
+            frame,
+            rendered["layer"],
+            rendered["alpha"],
+            rendered["shadow"],
+            self.screen_velocity(t),
+            lighting_probe=rendered["probe"],
+        )
+
     def confirmation_views(self, t: int) -> list[int]:
         """Frames whose depth confirms frame t's static occluders: the placement frame and frames 4 and 8
         away on either side (other views of the same static scene)."""
@@ -471,14 +482,7 @@ def run_insert(config: InsertConfig, progress: Progress = null_progress, scene: 
             composited = None
             if config.write_video:
                 with timer("composite"):
-                    composited = compositor.composite(
-                        frame,
-                        rendered["layer"],
-                        rendered["alpha"],
-                        rendered["shadow"],
-                        renderer.screen_velocity(t),
-                        lighting_probe=rendered["probe"],
-                    )
+                    composited = renderer.composite(compositor, t, frame, rendered)
                 if config.synth == "vace":
                     vace_buffers["source"].append(frame)
                     vace_buffers["control"].append(composited)
@@ -660,12 +664,5 @@ def preview_frames(
         if t not in wanted:
             continue
         rendered = renderer.render(t, frame)
-        frames[t] = compositor.composite(
-            frame,
-            rendered["layer"],
-            rendered["alpha"],
-            rendered["shadow"],
-            renderer.screen_velocity(t),
-            lighting_probe=rendered["probe"],
-        )
+        frames[t] = renderer.composite(compositor, t, frame, rendered)
     return {t: frames[t] for t in sorted(frames) if t in indices}

@@ -27,6 +27,7 @@ import numpy as np
 
 from insertanywhere.conventions import Camera, transform_points
 from insertanywhere.geometry.planes import Plane
+from insertanywhere.scene.depth import guided_filter
 
 DEPTH_TOLERANCE = 0.03
 """Relative depth margin: the scene must be this much nearer than the object to hide it."""
@@ -91,27 +92,6 @@ def _contact_depth(camera: Camera, plane: Plane, pixel: np.ndarray) -> float:
     x, y = pixel
     window = (int(np.floor(x)), int(np.floor(y)), int(np.floor(x)) + 1, int(np.floor(y)) + 1)
     return float(plane_depth(camera, plane, 0, 0, window)[0, 0])
-
-
-def guided_filter(guide: np.ndarray, source: np.ndarray, radius: int, eps: float) -> np.ndarray:
-    """Grey-guide guided filter (He et al. 2013, Alg. 1) with box means.
-
-    Args:
-        guide: (H, W) float32 in [0, 1].
-        source: (H, W) float32 to filter.
-        radius: box radius in pixels; eps: regularisation (edge sensitivity).
-    """
-    size = (2 * radius + 1, 2 * radius + 1)
-
-    def mean(a: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(a, cv2.CV_32F, size, borderType=cv2.BORDER_REFLECT)
-
-    mean_i, mean_p = mean(guide), mean(source)
-    cov_ip = mean(guide * source) - mean_i * mean_p
-    var_i = mean(guide * guide) - mean_i * mean_i
-    a = cov_ip / (var_i + eps)
-    b = mean_p - a * mean_i
-    return mean(a) * guide + mean(b)
 
 
 def dynamic_occluders(
