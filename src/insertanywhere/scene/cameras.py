@@ -44,6 +44,7 @@ class CameraConfig:
     optimize_focal: bool = True
     ba_max_nfev: int = 20
     max_ba_points: int = 800
+    rotation_ba_max_nfev: int = 200  # chained homographies start far off; Huber steps are short (cheap problem)
     global_ba_max_frames: int = 30
 
 
@@ -192,6 +193,30 @@ def select_motion_model(tracks: Tracks, config: CameraConfig) -> tuple[CameraMod
 # ----------------------------------------------------------------------------- rotation model
 
 
+def select_ba_tracks(tracks: Tracks, candidates: np.ndarray, frames: np.ndarray, budget: int) -> np.ndarray:
+    """At most about ``budget`` tracks for bundle adjustment, chosen per frame so that every frame keeps
+    support: each frame contributes its best ``budget / len(frames)`` (at least 30) visible candidates,
+    ranked by quality x length. A global top-k would starve frames seen only by short tracks.
+
+    Args:
+        candidates: (N,) track indices to choose from; frames: (F,) frame indices of the adjustment.
+
+    Returns:
+        sorted (M,) track indices.
+    """
+    if len(candidates) <= budget:
+        return candidates
+    visible = tracks.visible[np.ix_(frames, candidates)]
+    score = tracks.quality[candidates] * visible.sum(axis=0)
+    per_frame = max(30, budget // max(len(frames), 1))
+    chosen = np.zeros(len(candidates), bool)
+    order = np.argsort(-score)
+    for row in visible:
+        seen = order[row[order]]
+        chosen[seen[:per_frame]] = True
+    return np.sort(candidates[chosen])
+
+
 def _nearest_rotation(matrix: np.ndarray) -> np.ndarray:
     u, _, vt = np.linalg.svd(matrix)
     rotation = u @ vt
@@ -231,17 +256,16 @@ def estimate_rotation(
         world_from_cam.append(world_from_cam[-1] @ rel.T)
     world_from_cam_arr = np.stack(world_from_cam)
     keep = np.nonzero((tracks.visible.sum(axis=0) >= 2) & (tracks.quality > 0.2))[0]
-    if len(keep) > config.max_ba_points:  # long, consistent tracks carry the rotation; the rest only cost time
-        score = tracks.quality[keep] * tracks.visible[:, keep].sum(axis=0)
-        keep = np.sort(keep[np.argsort(-score)[: config.max_ba_points]])
+    keep = select_ba_tracks(tracks, keep, np.arange(n_frames), config.max_ba_points)
     first = np.argmax(tracks.visible[:, keep], axis=0)
     xy_first = tracks.xy[first, keep].astype(np.float64)
     rays = np.concatenate([xy_first, np.ones((len(keep), 1))], axis=1) @ K_inv.T
     bearings = np.einsum("nij,nj->ni", world_from_cam_arr[first], rays)
     observations = _observations(tracks, np.arange(n_frames), keep)
     rotations, _, K_refined, _ = rotation_adjust(
-        world_from_cam_arr, bearings, K, observations, optimize_focal=optimize_focal, max_nfev=config.ba_max_nfev
-    )
+        world_from_cam_arr, bearings, K, observations, optimize_focal=optimize_focal,
+        max_nfev=config.rotation_ba_max_nfev,
+    )  # fmt: skip
     cam_from_world = np.tile(np.eye(4), (n_frames, 1, 1))
     cam_from_world[:, :3, :3] = rotations
     return cam_from_world, K_refined
@@ -368,10 +392,7 @@ class _Reconstruction:
 
     def bundle(self, frames: list[int], optimize_focal: bool, max_nfev: int) -> None:
         ids = np.nonzero(np.isfinite(self.points[:, 0]))[0]
-        if len(ids) > self.config.max_ba_points:
-            # The best-quality points carry the geometry; the rest only cost time (they are re-fitted below).
-            ids = ids[np.argsort(-self.tracks.quality[ids] * self.tracks.visible[:, ids].sum(axis=0))]
-            ids = np.sort(ids[: self.config.max_ba_points])
+        ids = select_ba_tracks(self.tracks, ids, np.array(frames), self.config.max_ba_points)
         frame_array = np.array(frames)
         observations = _observations(self.tracks, frame_array, ids)
         poses = np.stack([self.poses[f] for f in frames])
