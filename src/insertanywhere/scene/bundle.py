@@ -267,6 +267,7 @@ def rotation_adjust(
     focal_prior_sigma: float = 0.5,
     loss_scale_px: float = 1.0,
     max_nfev: int = 30,
+    loss: str = "cauchy",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Bundle adjustment for a purely rotating camera: points at infinity (bearings), no translation.
 
@@ -293,5 +294,6 @@ def rotation_adjust(
         loss_scale_px=loss_scale_px,
         max_nfev=max_nfev,
         optimize_translation=False,
+        loss=loss,
     )
     return result.cam_from_world[:, :3, :3], result.points_world, result.K, result.residuals_px

@@ -245,17 +245,24 @@ def estimate_rotation(
     n_frames = tracks.xy.shape[0]
     K_inv = np.linalg.inv(K)
     world_from_cam = [np.eye(3)]
+    # Tracks that RANSAC rejects on many frame pairs follow something else than the camera (movers).
+    outlier_pairs = np.zeros(tracks.n_tracks)
     for t in range(1, n_frames):
-        xa, xb = _common(tracks, t - 1, t)
+        both = np.nonzero(tracks.visible[t - 1] & tracks.visible[t])[0]
+        xa, xb = tracks.xy[t - 1, both].astype(np.float64), tracks.xy[t, both].astype(np.float64)
         rel = np.eye(3)
         if len(xa) >= 8:
-            H, _ = cv2.findHomography(xa, xb, cv2.RANSAC, 1.5)
+            H, inlier_mask = cv2.findHomography(xa, xb, cv2.RANSAC, 1.5)
+            if inlier_mask is not None:
+                outlier_pairs[both[inlier_mask.ravel() == 0]] += 1
             if H is not None:
                 # x_b ~ K R_ba K^-1 x_a with R_ba = cam_b_from_cam_a.
                 rel = _nearest_rotation(K_inv @ H @ K / np.cbrt(np.linalg.det(H)))
         world_from_cam.append(world_from_cam[-1] @ rel.T)
     world_from_cam_arr = np.stack(world_from_cam)
-    keep = np.nonzero((tracks.visible.sum(axis=0) >= 2) & (tracks.quality > 0.2))[0]
+    n_pairs = np.maximum(tracks.visible.sum(axis=0) - 1, 1)
+    static_like = outlier_pairs <= 0.2 * n_pairs
+    keep = np.nonzero((tracks.visible.sum(axis=0) >= 2) & (tracks.quality > 0.2) & static_like)[0]
     keep = select_ba_tracks(tracks, keep, np.arange(n_frames), config.max_ba_points)
     first = np.argmax(tracks.visible[:, keep], axis=0)
     xy_first = tracks.xy[first, keep].astype(np.float64)
