@@ -412,11 +412,18 @@ def _crop_rgba(rgba: np.ndarray) -> np.ndarray:
 
 
 def _layer_rgba(layer: Any, alpha: np.ndarray) -> np.ndarray:
-    """(H, W, 4) uint8 straight-alpha RGBA of the visible object."""
-    rgb = np.clip(layer.color * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    a = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    """(H, W, 4) uint8 straight-alpha RGBA of the visible object (zero outside it)."""
+    height, width = alpha.shape
+    rgba = np.zeros((height, width, 4), np.uint8)
+    if layer.bbox is None:
+        return rgba
+    x0, y0, x1, y1 = layer.bbox  # only the object's box holds anything
+    a = np.clip(alpha[y0:y1, x0:x1] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    rgb = np.clip(layer.color[y0:y1, x0:x1] * 255.0 + 0.5, 0, 255).astype(np.uint8)
     rgb[a == 0] = 0
-    return np.dstack([rgb, a])
+    rgba[y0:y1, x0:x1, :3] = rgb
+    rgba[y0:y1, x0:x1, 3] = a
+    return rgba
 
 
 def _clear_finished(out: Path) -> None:

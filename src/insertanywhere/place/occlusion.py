@@ -154,17 +154,13 @@ def snap_depth_to_segments(image: np.ndarray, depth: np.ndarray, known: np.ndarr
     from skimage.segmentation import felzenszwalb
 
     segments = felzenszwalb(image, scale=SEGMENT_SCALE, sigma=0.6, min_size=SEGMENT_MIN_SIZE)
-    labels = segments[known]
-    values = depth[known]
-    order = np.argsort(labels, kind="stable")
-    labels, values = labels[order], values[order]
-    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]])
-    ends = np.r_[starts[1:], len(labels)]
-    medians = np.zeros(segments.max() + 1, np.float32)
-    has_depth = np.zeros(segments.max() + 1, bool)
-    for start, end in zip(starts, ends, strict=True):
-        medians[labels[start]] = np.median(values[start:end])
-        has_depth[labels[start]] = True
+    from scipy import ndimage
+
+    count = int(segments.max()) + 1
+    has_depth = np.bincount(segments[known], minlength=count) > 0
+    medians = np.zeros(count, np.float32)
+    with_depth = np.nonzero(has_depth)[0]
+    medians[with_depth] = ndimage.median(np.where(known, depth, 0.0), np.where(known, segments, -1), with_depth)
     return medians[segments], has_depth[segments]
 
 
@@ -191,7 +187,8 @@ def occluder_mask(
     height, width = geometry.scene_depth.shape
     scene_z = np.asarray(geometry.scene_depth[y0:y1, x0:x1], dtype=np.float32)
     known = np.isfinite(scene_z) & (scene_z > 0)
-    if segment_snap and known.any():
+    if segment_snap and (known & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE))).any():
+        # Only worth segmenting when something claims to be in front (most frames: nothing does).
         scene_z, known = snap_depth_to_segments(geometry.image[y0:y1, x0:x1], scene_z, known)
     nearer = known & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE))
     if exempt_support:
@@ -314,6 +311,7 @@ def shadow_visibility(
     height, width = geometry.scene_depth.shape
     support_z = plane_depth(geometry.camera, geometry.support_plane, width, height, window)
     contact_cam = transform_points(geometry.camera.cam_from_world, geometry.contact_world)
-    hidden = occluder_mask(geometry, support_z, window, float(contact_cam[2]), exempt_support=False)
+    # No segment snapping here: the shadow's window is wide and a shadow edge matters less than the object's.
+    hidden = occluder_mask(geometry, support_z, window, float(contact_cam[2]), exempt_support=False, segment_snap=False)
     x0, y0, x1, y1 = window
     return window, 1.0 - refine_against_image(geometry.image[y0:y1, x0:x1], hidden)
