@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from insertanywhere.geometry.rigid import umeyama
+
 
 def umeyama_sim3(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity ``target ~ s R source + t`` by least squares (Umeyama, PAMI 1991).
+    """Similarity ``target ~ s R source + t`` by least squares (Umeyama, PAMI 1991;
+    ``insertanywhere.geometry.rigid.umeyama``).
 
     Args:
         source, target: (N, 3) corresponding points.
@@ -14,17 +17,11 @@ def umeyama_sim3(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndar
     Returns:
         scale s, rotation R (3, 3), translation t (3,).
     """
-    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
-    src, tgt = source - mu_s, target - mu_t
-    covariance = tgt.T @ src / len(source)
-    u, d, vt = np.linalg.svd(covariance)
-    sign = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2, 2] = -1
-    rotation = u @ sign @ vt
-    variance = np.mean(np.sum(src * src, axis=1))
-    scale = float(np.trace(np.diag(d) @ sign) / variance) if variance > 0 else 1.0
-    return scale, rotation, mu_t - scale * rotation @ mu_s
+    if np.allclose(source, source.mean(axis=0)):  # no spread: no scale or rotation to recover
+        return 1.0, np.eye(3), target.mean(axis=0) - source.mean(axis=0)
+    target_from_source = umeyama(source, target, with_scale=True)
+    scale = float(np.cbrt(np.linalg.det(target_from_source[:3, :3])))
+    return scale, target_from_source[:3, :3] / scale, target_from_source[:3, 3]
 
 
 def camera_centers(cam_from_world: np.ndarray) -> np.ndarray:
