@@ -16,6 +16,7 @@ import dataclasses
 import importlib.metadata
 import logging
 import platform
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -482,6 +483,8 @@ def run_insert(config: InsertConfig, progress: Progress = null_progress, scene: 
     if config.write_video:
         writer = VideoWriter(video_path, info.width, info.height, info.fps, crf=OUTPUT_CRF).__enter__()
     compositor, drawn_reference = _make_compositor(config, renderer) if config.write_video else (None, None)
+    png_writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
+    pending: list[Future[Path]] = []
     try:
         for t, frame in enumerate(reader):
             with timer("render"):
@@ -499,9 +502,12 @@ def run_insert(config: InsertConfig, progress: Progress = null_progress, scene: 
                     with timer("encode"):
                         writer.write(composited)
             with timer("write"):
-                write_sequence_frame(masks_dir, t, rendered["alpha"] >= 0.5)
-                write_sequence_frame(layers_dir, t, _layer_rgba(rendered["layer"], rendered["alpha"]))
-                write_sequence_frame(shadow_dir, t, np.clip(rendered["shadow"] * 255 + 0.5, 0, 255).astype(np.uint8))
+                # PNG encoding releases the GIL: two writer threads keep it off the frame loop's path.
+                shadow_u8 = np.clip(rendered["shadow"] * 255 + 0.5, 0, 255).astype(np.uint8)
+                layer_rgba = _layer_rgba(rendered["layer"], rendered["alpha"])
+                pending.append(png_writers.submit(write_sequence_frame, masks_dir, t, rendered["alpha"] >= 0.5))
+                pending.append(png_writers.submit(write_sequence_frame, layers_dir, t, layer_rgba))
+                pending.append(png_writers.submit(write_sequence_frame, shadow_dir, t, shadow_u8))
             track_frames.append(TrackFrame(t, scene.cameras[t], rendered["pose"], rendered["visible_fraction"]))
             if t in preview_at:
                 previews[t] = {
@@ -520,10 +526,15 @@ def run_insert(config: InsertConfig, progress: Progress = null_progress, scene: 
                     writer.write(frame_out)
             for t in previews:
                 previews[t]["frame"] = frames[t]
+        with timer("write"):
+            for future in pending:
+                future.result()  # re-raises a failed write
     except BaseException:
         if writer is not None:
             writer.__exit__(RuntimeError, RuntimeError("aborted"), None)
         raise
+    finally:
+        png_writers.shutdown(wait=True, cancel_futures=True)
     if writer is not None:
         writer.__exit__(None, None, None)
     track = ObjectTrack(info.width, info.height, track_frames)
