@@ -110,8 +110,9 @@ def _parse_placement(placement_file: Path | None, box: str | None, frame: int, y
         raise InputError(str(err)) from None
 
 
-def _insert_config(**kwargs):
-    """The job's InsertConfig from CLI values, checking the choices Typer leaves as strings."""
+def _insert_config(placement: Path | None, box: str | None, frame: int, yaw: float, **kwargs):
+    """The job's InsertConfig from CLI values: the placement from --placement or --box/--frame/--yaw, and the
+    choices Typer leaves as strings checked."""
     from insertanywhere.errors import InputError
     from insertanywhere.pipeline import InsertConfig
     from insertanywhere.render.light import parse_light_angles
@@ -122,7 +123,7 @@ def _insert_config(**kwargs):
             raise InputError(f"--{name} {kwargs[name]!r}: choose {' or '.join(allowed)}")
     light = kwargs.pop("light", None)
     kwargs["light"] = parse_light_angles(light) if light else None
-    return InsertConfig(**kwargs)
+    return InsertConfig(placement=_parse_placement(placement, box, frame, yaw), **kwargs)
 
 
 def _run_job(config):
@@ -149,6 +150,7 @@ OutOpt = Annotated[Path, typer.Option("-o", "--out", help="Output folder (docs/d
 DepthOpt = Annotated[str, typer.Option("--depth", help="Depth backend: classical, depth-anything-v2, files:DIR.")]
 FlowOpt = Annotated[str, typer.Option("--flow", help="Flow backend: dis or raft.")]
 FovOpt = Annotated[float | None, typer.Option("--fov", help="Horizontal field of view in degrees, if known.")]
+PropagationOpt = Annotated[str, typer.Option(help="scene-flow (ride a moving support) or camera-only.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty folder not made by this tool.")]
 
 
@@ -168,7 +170,7 @@ def insert(
     flow: FlowOpt = "dis",
     fov: FovOpt = None,
     light: Annotated[str | None, typer.Option("--light", help="AZIMUTH,ELEVATION of the light, degrees.")] = None,
-    propagation: Annotated[str, typer.Option(help="scene-flow (ride a moving support) or camera-only.")] = "scene-flow",
+    propagation: PropagationOpt = "scene-flow",
     facing: Annotated[str, typer.Option(help="Card facing: fixed, or camera (keeps turning to the camera).")] = "fixed",
     model: Annotated[str | None, typer.Option("--model", help="VACE: hub id or local folder.")] = None,
     lora: Annotated[
@@ -209,9 +211,12 @@ def insert(
         vace_config = VaceConfig(**vace_fields)
         preflight_vace(vace_config)  # refuse a CPU-only machine or a missing extra before the expensive stages
     config = _insert_config(
+        placement,
+        box,
+        frame,
+        yaw,
         video=video,
         object_path=object_path,
-        placement=_parse_placement(placement, box, frame, yaw),
         out=out,
         synth=synth,
         depth=depth,
@@ -241,16 +246,19 @@ def masks(
     depth: DepthOpt = "classical",
     flow: FlowOpt = "dis",
     fov: FovOpt = None,
-    propagation: Annotated[str, typer.Option(help="scene-flow (ride a moving support) or camera-only.")] = "scene-flow",
+    propagation: PropagationOpt = "scene-flow",
     overwrite: OverwriteOpt = False,
 ) -> None:
     """The 4D-aware masks only: reconstruct (or reuse OUT/scene), place, propagate, occlude; writes masks/, layers/,
     shadow/, track.json, preview.png and report.json."""
 
     config = _insert_config(
+        placement,
+        box,
+        frame,
+        yaw,
         video=video,
         object_path=object_path,
-        placement=_parse_placement(placement, box, frame, yaw),
         out=out,
         depth=depth,
         flow=flow,
