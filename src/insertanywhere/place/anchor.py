@@ -24,6 +24,8 @@ UPRIGHT_SUPPORT_DEG = 45.0
 """Supports tilted less than this from the image's up direction are fully plausible; at STEEP_SUPPORT_DEG not."""
 CONTACT_REFINEMENT_STEPS = 8
 MIN_SPARSE_POINTS = 20
+SPARSE_DEPTH_AGREEMENT = 0.15
+"""Triangulated points used for the support must lie within 15% of the distance the dense depth sees there."""
 LEVEL_SNAP_DEG = 15.0
 """A support within this of the scene's dominant level plane is taken as level (see fit_support_plane)."""
 MIN_DEPTH_COVERAGE = 0.01
@@ -167,23 +169,27 @@ def fit_support_plane(
     points, pixels, stand_in = support_samples(depth, camera, placement, mover_mask)
     contact = placement.contact_pixel
     box_w, box_h = placement.box_size
+    # What the camera sees at the contact, from the dense depth: the support cannot float in front of it.
+    nearest = np.argsort(np.linalg.norm(pixels - contact, axis=1))[: max(8, len(pixels) // 20)]
+    seen_at_contact = float(np.median(np.linalg.norm(points[nearest] - camera.center_world, axis=1)))
     if sparse_points is not None and not stand_in:
-        # Triangulated points are exact where the densified depth is smooth guesswork: use them when
-        # enough of them lie around the box's bottom edge.
+        # Triangulated points are exact where the densified depth is smooth guesswork: use them when enough
+        # of them lie around the box's bottom edge at about the depth seen there (a moving support has no
+        # triangulated points, and those of the wall behind it are no support).
         sparse_pixels, z = camera.project(sparse_points)
+        distance = np.linalg.norm(np.asarray(sparse_points) - camera.center_world, axis=1)
         x0, _, x1, y1 = placement.box
         band = (
             (z > 0)
             & (sparse_pixels[:, 0] > x0 - box_w)
             & (sparse_pixels[:, 0] < x1 + box_w)
             & (np.abs(sparse_pixels[:, 1] - y1) < max(0.6 * box_h, 8.0))
+            & (np.abs(distance - seen_at_contact) < SPARSE_DEPTH_AGREEMENT * seen_at_contact)
         )
         if band.sum() >= MIN_SPARSE_POINTS:
             points, pixels = np.asarray(sparse_points)[band], sparse_pixels[band]
     pixel_distance = np.linalg.norm(pixels - contact, axis=1)
     closeness = np.exp(-0.5 * (pixel_distance / max(box_w, box_h, 8.0)) ** 2)
-    nearest = np.argsort(pixel_distance)[: max(8, len(pixels) // 20)]
-    seen_at_contact = float(np.median(np.linalg.norm(points[nearest] - camera.center_world, axis=1)))
     threshold = 0.015 * seen_at_contact
     camera_up = -camera.world_from_cam[:3, 1]
     ray = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(contact[None])[0]
