@@ -290,16 +290,34 @@ def _moving_occluder(
     panel_top = eye0[2] - (eye0[2] - top_world) * fraction + 0.25
     panel_top = max(panel_top, top_world * fraction + 0.3)
     travel = half_w + 0.5 * object_width_there + camera_drift + thickness + 0.08
+    _crossing_box(b, "occluder_panel", eye0, contact, depth, (half_w, thickness, panel_top), travel, lateral_dir)
+
+
+def _crossing_box(
+    b: _Builder,
+    name: str,
+    eye0: np.ndarray,
+    contact: np.ndarray,
+    depth: float,
+    size: tuple[float, float, float],
+    travel: float,
+    lateral_dir: np.ndarray,
+) -> None:
+    """A poster-covered box standing on the floor that crosses the line of sight from ``eye0`` to ``contact``
+    at ``depth`` (metres along it), moving along ``lateral_dir`` by +-``travel`` over the clip at constant speed.
+
+    Args:
+        size: (half width, thickness, height) in metres.
+    """
+    half_w, thickness, height = size
+    distance = float(np.linalg.norm((contact - eye0)[:2]))
     ray_xy = (contact - eye0)[:2] / distance
-    center0 = np.array([eye0[0] + ray_xy[0] * depth, eye0[1] + ray_xy[1] * depth, panel_top / 2])
-    yaw = math.atan2(ray_xy[1], ray_xy[0]) - math.pi / 2  # panel's local x along the lateral direction
-    positions = []
-    for s in b.s:
-        positions.append(make_pose(rotation_z(yaw), center0 + lateral_dir * travel * (2.0 * s - 1.0)))
+    center0 = np.array([eye0[0] + ray_xy[0] * depth, eye0[1] + ray_xy[1] * depth, height / 2])
+    yaw = math.atan2(ray_xy[1], ray_xy[0]) - math.pi / 2  # the box's local x along the lateral direction
+    positions = [make_pose(rotation_z(yaw), center0 + lateral_dir * travel * (2.0 * s - 1.0)) for s in b.s]
     body = b.add_body("occluder", np.array(positions), dynamic=True)
     poster = str(b.rng.choice(POSTER_TEXTURES))
-    b.add_box("occluder_panel", np.zeros(3), (half_w, thickness / 2, panel_top / 2), body=body, side=poster,
-              top=poster, tile=0.7)  # fmt: skip
+    b.add_box(name, np.zeros(3), (half_w, thickness / 2, height / 2), body=body, side=poster, top=poster, tile=0.7)
 
 
 def _horizontal_lateral(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -477,14 +495,7 @@ def _passing_post(
     top_world = contact[2] + card.height_m
     post_top = max(eye0[2] - (eye0[2] - top_world) * fraction + 0.15, top_world + 0.2)
     travel = 2.5 * half_w + card.width_m
-    ray_xy = (contact - eye0)[:2] / distance
-    center0 = np.array([eye0[0] + ray_xy[0] * depth, eye0[1] + ray_xy[1] * depth, post_top / 2])
-    yaw = math.atan2(ray_xy[1], ray_xy[0]) - math.pi / 2
-    positions = [make_pose(rotation_z(yaw), center0 + lateral_dir * travel * (2.0 * s - 1.0)) for s in b.s]
-    body = b.add_body("occluder", np.array(positions), dynamic=True)
-    poster = str(b.rng.choice(POSTER_TEXTURES))
-    b.add_box("occluder_post", np.zeros(3), (half_w, thickness / 2, post_top / 2), body=body, side=poster,
-              top=poster, tile=0.7)  # fmt: skip
+    _crossing_box(b, "occluder_post", eye0, contact, depth, (half_w, thickness, post_top), travel, lateral_dir)
 
 
 FAMILIES: dict[str, FamilySpec] = {
