@@ -35,7 +35,7 @@ from insertanywhere.errors import InputError
 from insertanywhere.io.assets import ObjectAsset, load_object
 from insertanywhere.io.atomic import prepare_output_dir, write_json_atomic
 from insertanywhere.io.images import write_png, write_sequence_frame
-from insertanywhere.io.video import VideoReader, VideoWriter
+from insertanywhere.io.video import VideoReader, VideoWriter, read_frames
 from insertanywhere.place.anchor import Anchor, anchor_object
 from insertanywhere.place.occlusion import (
     FrameGeometry,
@@ -128,6 +128,7 @@ class PlacedObject:
     propagation: Propagation
     light: Any  # render.Light
     warnings: list[str]
+    placement_frame: np.ndarray  # (H, W, 3) uint8, the frame the placement is drawn in
 
 
 def _versions() -> dict[str, str]:
@@ -175,7 +176,7 @@ def place_object(
 ) -> PlacedObject:
     """Anchor, propagate and light the object in the reconstructed scene."""
     from insertanywhere.render import object_mesh
-    from insertanywhere.render.light import Light, default_light
+    from insertanywhere.render.light import Light, default_light, estimate_light
 
     mesh = object_mesh(asset, facing=config.facing)
     with timer("anchor"):
@@ -194,43 +195,25 @@ def place_object(
             frames=lambda: iter(VideoReader(config.video)),
         )
 
-    camera = scene.cameras[config.placement.frame]
+    index = config.placement.frame
+    camera = scene.cameras[index]
     normal = anchor.support_plane.normal
+    placement_frame = read_frames(config.video, [index])[0]
     with timer("light"):
         if config.light is not None:
             light = Light.from_angles(config.light[0], config.light[1], normal, camera, source="user")
         else:
-            light = _estimate_light(config, scene, anchor) or default_light(camera, normal)
-    return PlacedObject(scene, asset, mesh, anchor, propagation, light, list(anchor.warnings))
-
-
-def _estimate_light(config: InsertConfig, scene: Scene4D, anchor: Anchor):
-    """The scene's dominant light, when the renderer's estimator finds one."""
-    from insertanywhere.render import light as light_module
-
-    estimate = getattr(light_module, "estimate_light", None)
-    if estimate is None:
-        return None
-    frame = _read_frame(config.video, config.placement.frame)
-    return estimate(frame, scene, config.placement.frame, anchor.support_plane, anchor.contact_world)
-
-
-def _read_frame(video: Path, index: int) -> np.ndarray:
-    for t, frame in enumerate(VideoReader(video)):
-        if t == index:
-            return frame
-    raise InputError(f"{video}: frame {index} cannot be read")
+            estimated = estimate_light(placement_frame, scene, index, anchor.support_plane, anchor.contact_world)
+            light = estimated or default_light(camera, normal)
+    return PlacedObject(scene, asset, mesh, anchor, propagation, light, list(anchor.warnings), placement_frame)
 
 
 class FrameRenderer:
     """Per-frame rendering of a placed object: layer, visible alpha, shadow (no compositing)."""
 
     def __init__(self, placed: PlacedObject, width: int, height: int) -> None:
-        from insertanywhere.render import SupportPlane
-
         self.placed = placed
         self.width, self.height = width, height
-        self._support_plane_type = SupportPlane
 
     def pose(self, t: int) -> np.ndarray:
         """(4, 4) world_from_object drawn in frame t (a "camera"-facing card turns toward the camera)."""
@@ -243,19 +226,17 @@ class FrameRenderer:
         """(2,) float32 px/frame: the object's centre motion in the image around frame t (central difference)."""
         scene, poses = self.placed.scene, self.placed.propagation.world_from_object
         centre = np.array([[0.0, 0.5 * float(np.ptp(self.placed.mesh.vertices[:, 1])), 0.0]])
-        camera = scene.cameras[t]
         before, after = max(t - 1, 0), min(t + 1, scene.n_frames - 1)
         if after == before:
             return np.zeros(2, np.float32)
         # The object's image motion: where it was and will be, seen by the camera of each of those frames.
         p0, _ = scene.cameras[before].project(transform_points(poses[before], centre))
         p1, _ = scene.cameras[after].project(transform_points(poses[after], centre))
-        del camera
         return ((p1[0] - p0[0]) / (after - before)).astype(np.float32)
 
     def render(self, t: int, frame: np.ndarray) -> dict[str, Any]:
         """Render frame t: the layer, the visible alpha and the visible shadow matte."""
-        from insertanywhere.render import render_object, render_shadow
+        from insertanywhere.render import SupportPlane, render_object, render_shadow
 
         placed = self.placed
         scene = placed.scene
@@ -280,7 +261,7 @@ class FrameRenderer:
             ),
         )
         alpha = visible_alpha(geometry, layer.alpha, layer.depth, layer.bbox)
-        support = self._support_plane_type(contact, plane.normal)
+        support = SupportPlane(contact, plane.normal)
         shadow = render_shadow(placed.mesh, camera, pose, support, placed.light, self.width, self.height)
         ys, xs = np.nonzero(shadow > SHADOW_MIN)
         if len(ys):
@@ -395,9 +376,8 @@ def _make_compositor(config: InsertConfig, renderer: FrameRenderer) -> tuple[Any
     surroundings with the placement frame's), and the object's RGBA as drawn there."""
     from insertanywhere.synth.composite import CompositeConfig, Compositor
 
-    frame_index = config.placement.frame
-    frame = _read_frame(config.video, frame_index)
-    rendered = renderer.render(frame_index, frame)
+    frame = renderer.placed.placement_frame
+    rendered = renderer.render(config.placement.frame, frame)
     compositor = Compositor(
         CompositeConfig(), reference_frame=frame, reference_layer=rendered["layer"], reference_probe=rendered["probe"]
     )

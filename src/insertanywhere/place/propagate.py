@@ -436,14 +436,4 @@ def _movers_near_support(scene: Scene4D, anchor: Anchor, grid: np.ndarray) -> bo
     return False
 
 
-def camera_only_poses(anchor: Anchor, n_frames: int) -> np.ndarray:
-    """(T, 4, 4) the baseline: the object fixed in the world at its anchor pose."""
-    return np.tile(anchor.world_from_object, (n_frames, 1, 1))
-
-
-def support_plane_at(anchor: Anchor, support_motion: np.ndarray):
-    """The support plane (world) in the frame whose support motion is (4, 4) ``support_motion``."""
-    return anchor.support_plane.transformed(support_motion)
-
-
-__all__ = ["Propagation", "camera_only_poses", "propagate", "support_grid", "support_plane_at"]
+__all__ = ["Propagation", "propagate", "support_grid"]
