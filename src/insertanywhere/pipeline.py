@@ -12,7 +12,6 @@ the previous run's finished files.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
 import logging
 import platform
@@ -37,6 +36,7 @@ from insertanywhere.io.atomic import prepare_output_dir, write_json_atomic
 from insertanywhere.io.images import write_png, write_sequence_frame
 from insertanywhere.io.video import VideoReader, VideoWriter, read_frames
 from insertanywhere.place.anchor import Anchor, anchor_object
+from insertanywhere.place.card import anchor_card
 from insertanywhere.place.occlusion import (
     FrameGeometry,
     expand_window,
@@ -58,9 +58,6 @@ PROBE_RADIUS_OBJECTS = 1.5
 OUTPUT_CRF = 4
 """x264 quality of inserted.mp4: near-lossless (about 47 dB against the decoded input on a moving camera clip,
 45 dB at 8, 43 dB at 12), so the pixels the insertion does not touch stay the input's."""
-CARD_MAX_STRETCH = 0.5
-"""A card may be stretched by up to 50% (a photo taken from 48 degrees above) to fill the user's box in both
-dimensions (see anchor_object)."""
 
 
 @dataclass
@@ -149,28 +146,6 @@ def reconstruct_scene(config: InsertConfig, scene_dir: Path, progress: Progress)
     return reconstruct_to_folder(config.video, scene_dir, recon, progress=progress)
 
 
-def silhouette_points(mesh: Any) -> np.ndarray:
-    """(N, 3) object-frame points whose projection bounds what a person sees of the object.
-
-    A mesh: its vertices. A card: the corners of its texture's visible part (alpha >= 0.5), so the user's
-    box is matched by the object's silhouette, not by its transparent or half-transparent margin.
-    """
-    if not mesh.is_card or mesh.texture is None:
-        return np.asarray(mesh.vertices, np.float64)
-    alpha = mesh.texture[..., 3]
-    ys, xs = np.nonzero(alpha >= 128)
-    if not len(ys):
-        return np.asarray(mesh.vertices, np.float64)
-    height, width = alpha.shape
-    x_min, x_max = mesh.vertices[:, 0].min(), mesh.vertices[:, 0].max()
-    # Texture column c spans [c, c + 1) / width of the card's width; row r spans 1 - [r, r + 1) / height.
-    left = x_min + (x_max - x_min) * xs.min() / width
-    right = x_min + (x_max - x_min) * (xs.max() + 1) / width
-    top = 1.0 - ys.min() / height
-    bottom = 1.0 - (ys.max() + 1) / height
-    return np.array([[left, bottom, 0.0], [right, bottom, 0.0], [right, top, 0.0], [left, top, 0.0]])
-
-
 def place_object(
     config: InsertConfig, scene: Scene4D, asset: ObjectAsset, timer: StageTimer, progress: Progress
 ) -> PlacedObject:
@@ -178,12 +153,12 @@ def place_object(
     from insertanywhere.render import object_mesh
     from insertanywhere.render.light import Light, default_light, estimate_light
 
-    mesh = object_mesh(asset, facing=config.facing)
     with timer("anchor"):
-        stretch_limit = CARD_MAX_STRETCH if mesh.is_card else 0.0
-        anchor = anchor_object(scene, config.placement, silhouette_points(mesh), max_stretch=stretch_limit)
-        if not np.allclose(anchor.stretch, 1.0):
-            mesh = dataclasses.replace(mesh, vertices=mesh.vertices * anchor.stretch)
+        if asset.kind == "image" and asset.rgba is not None:
+            anchor, mesh = anchor_card(scene, config.placement, asset.rgba, facing=config.facing)
+        else:
+            mesh = object_mesh(asset, facing=config.facing)
+            anchor = anchor_object(scene, config.placement, np.asarray(mesh.vertices, np.float64))
     radius = anchor.scale * float(np.max(np.linalg.norm(mesh.vertices[:, [0, 2]], axis=1)))
     with timer("propagate"):
         propagation = propagate(

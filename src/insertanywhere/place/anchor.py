@@ -45,8 +45,6 @@ class Anchor:
         support_plane: the support plane in the world frame, normal pointing up (away from the support).
         support_pixels: number of depth samples the plane was fitted to.
         warnings: things the user should know (e.g. a steep support).
-        stretch: (3,) per-axis factors applied to the object's geometry (object frame) before
-            ``world_from_object``; ones unless a card was stretched to fill the box.
     """
 
     frame: int
@@ -57,7 +55,6 @@ class Anchor:
     support_plane: Plane
     support_pixels: int
     warnings: list[str] = field(default_factory=list)
-    stretch: np.ndarray = field(default_factory=lambda: np.ones(3))
 
 
 def _support_window(placement: Placement, width: int, height: int, grow: float) -> tuple[int, int, int, int]:
@@ -318,7 +315,7 @@ def solve_scale(
     return float(brentq(excess, lo, hi, xtol=guess * 1e-6, rtol=1e-9))
 
 
-def _contact_on_plane(camera: Camera, plane: Plane, pixel: np.ndarray) -> np.ndarray:
+def contact_on_plane(camera: Camera, plane: Plane, pixel: np.ndarray) -> np.ndarray:
     """(3,) world point where the ray through ``pixel`` (2,) meets the support plane."""
     ray = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(pixel[None])[0]
     contact = intersect_ray_plane(camera.center_world, ray, plane)
@@ -330,29 +327,14 @@ def _contact_on_plane(camera: Camera, plane: Plane, pixel: np.ndarray) -> np.nda
     return contact
 
 
-def anchor_object(
-    scene: Scene4D,
-    placement: Placement,
-    object_points: np.ndarray,
-    rng: np.random.Generator | None = None,
-    max_stretch: float = 0.0,
-) -> Anchor:
-    """Pose the object in the placement frame.
-
-    Args:
-        scene: the reconstruction.
-        placement: validated against the clip.
-        object_points: (N, 3) float64 object-frame geometry (vertices), object units.
-        rng: for RANSAC (default: seeded, so the result is deterministic).
-        max_stretch: for a card (a photo, taken from some viewpoint) the box may be filled in both
-            dimensions by stretching the card's height or width by up to this fraction: the photo's
-            aspect includes its own perspective foreshortening, which the card would otherwise apply twice.
-            0 keeps the geometry's proportions (meshes).
+def find_support(scene: Scene4D, placement: Placement, rng: np.random.Generator) -> tuple[Plane, int, list[str]]:
+    """The support plane under the placement's contact ray (world frame, normal up).
 
     Returns:
-        The Anchor; raises PlacementError with a fix when the box does not stand on a surface.
+        the plane, the number of depth samples it was fitted to (0 for an assumed floor), and warnings
+        for the user (no depth, a moving support without depth, a steep support). Raises PlacementError
+        when the box's bottom stands on nothing.
     """
-    rng = rng or np.random.default_rng(0)
     camera = scene.cameras[placement.frame]
     depth = np.asarray(scene.depth[placement.frame], dtype=np.float32)
     movers = np.asarray(scene.dynamic_mask[placement.frame], bool)
@@ -383,28 +365,43 @@ def anchor_object(
             f"the support under the box is steep ({tilt:.0f} degrees from the image's up direction); "
             "the object stands perpendicular to it"
         )
+    return plane, n_samples, warnings
+
+
+def anchor_object(
+    scene: Scene4D,
+    placement: Placement,
+    object_points: np.ndarray,
+    rng: np.random.Generator | None = None,
+) -> Anchor:
+    """Pose the object in the placement frame.
+
+    Args:
+        scene: the reconstruction.
+        placement: validated against the clip.
+        object_points: (N, 3) float64 object-frame geometry (vertices), object units.
+        rng: for RANSAC (default: seeded, so the result is deterministic).
+
+    Returns:
+        The Anchor; raises PlacementError with a fix when the box does not stand on a surface.
+    """
+    rng = rng or np.random.default_rng(0)
+    camera = scene.cameras[placement.frame]
+    plane, n_samples, warnings = find_support(scene, placement, rng)
     # Under perspective the silhouette's box is not centred on the contact's projection, so the contact
     # pixel is refined until the projected box's bottom centre lands on the box's bottom centre.
     target = placement.contact_pixel
     contact_pixel = target.copy()
     object_points = np.asarray(object_points, np.float64)
-    stretch = np.ones(3)
-    box_w, box_h = placement.box_size
     for _ in range(CONTACT_REFINEMENT_STEPS):
-        contact = _contact_on_plane(camera, plane, contact_pixel)
+        contact = contact_on_plane(camera, plane, contact_pixel)
         rotation = upright_rotation(plane.normal, camera.center_world - contact, placement.yaw_deg)
-        points = object_points * stretch
-        scale = solve_scale(camera, rotation, contact, points, placement.box_size)
-        box = projected_box(camera, make_pose(scale * rotation, contact), points)
+        scale = solve_scale(camera, rotation, contact, object_points, placement.box_size)
+        box = projected_box(camera, make_pose(scale * rotation, contact), object_points)
         assert box is not None  # solve_scale guarantees the object is in front of the camera
         offset = target - np.array([(box[0] + box[2]) / 2.0, box[3]])
-        fill = np.array([(box[2] - box[0]) / box_w, (box[3] - box[1]) / box_h])
-        if max_stretch > 0:
-            # Stretch the dimension that falls short of the box (x: width, y: height), within the limit.
-            short, full = (1, 0) if fill[1] < fill[0] else (0, 1)
-            stretch[short] = np.clip(stretch[short] * fill[full] / fill[short], 1.0, 1.0 + max_stretch)
-        if np.max(np.abs(offset)) < 1e-3 and (max_stretch <= 0 or abs(fill[0] - fill[1]) < 1e-3):
+        if np.max(np.abs(offset)) < 1e-3:
             break
         contact_pixel = contact_pixel + offset
     pose = make_pose(scale * rotation, contact)
-    return Anchor(placement.frame, pose, scale, rotation, contact, plane, n_samples, warnings, stretch)
+    return Anchor(placement.frame, pose, scale, rotation, contact, plane, n_samples, warnings)
