@@ -551,7 +551,7 @@ def reconstruct(
     flow: Annotated[str, typer.Option(help="Flow backend: dis | raft.")] = "dis",
     depth: Annotated[str, typer.Option(help="Depth backend: classical | depth-anything-v2 | files:DIR.")] = "classical",
     dynamic: Annotated[
-        str, typer.Option(help="Dynamic-region backend: residual (sam2 is not available).")
+        str, typer.Option(help="Dynamic-region backend: residual | sam2 (residual masks prompt SAM 2; --model-path).")
     ] = "residual",
     model_path: Annotated[
         str | None, typer.Option(help="Weights folder (or cached hub id) of the learned backend.")

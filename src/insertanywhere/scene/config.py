@@ -6,18 +6,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from insertanywhere.errors import InputError, MissingDependencyError
+from insertanywhere.errors import InputError
 from insertanywhere.scene.cameras import CameraConfig
 from insertanywhere.scene.dynamic import ResidualConfig
 from insertanywhere.scene.tracks import TrackerConfig
 
 FLOW_NAMES = ("dis", "raft")
 DEPTH_NAMES = ("classical", "depth-anything-v2", "files:DIR")
-DYNAMIC_NAMES = ("residual",)
-SAM2_UNAVAILABLE = (
-    "the sam2 dynamic backend is not available: PyPI sam2 needs torchvision, which cannot be installed beside "
-    "this torch build; use --dynamic residual"
-)
+DYNAMIC_NAMES = ("residual", "sam2")
+LEARNED_BACKENDS = ("raft", "depth-anything-v2", "sam2")
 
 
 @dataclass
@@ -27,10 +24,11 @@ class ReconstructConfig:
     Attributes:
         flow: "dis" | "raft".
         depth: "classical" | "depth-anything-v2" | "files:DIR".
-        dynamic: "residual" ("sam2" is refused with a one-line reason, see docs/reconstruction.md).
+        dynamic: "residual" | "sam2" (the residual masks prompt SAM 2, see docs/reconstruction.md).
         fov_deg: horizontal field of view in degrees, or None.
         K: ``(fx, fy, cx, cy)`` full-resolution pixels, or None (self-calibrated).
-        model_path: local folder or hub id of the learned backend's weights (depth-anything-v2 or raft).
+        model_path: local folder or cached hub id of the learned backend's weights (raft, depth-anything-v2
+            or sam2; one at a time).
         work_long_side: long side in pixels of the working resolution for flow, tracks and cameras.
         dis_preset: "ultrafast" | "fast" | "medium".
         device: torch device for learned backends.
@@ -57,13 +55,11 @@ class ReconstructConfig:
             raise InputError(f"unknown depth backend {self.depth!r}; choose one of {', '.join(DEPTH_NAMES)}")
         if self.depth.startswith("files:") and not Path(self.depth[len("files:") :]).is_dir():
             raise InputError(f"--depth {self.depth}: the folder does not exist")
-        if self.dynamic == "sam2":
-            raise MissingDependencyError(SAM2_UNAVAILABLE)
         if self.dynamic not in DYNAMIC_NAMES:
             raise InputError(f"unknown dynamic backend {self.dynamic!r}; choose one of {', '.join(DYNAMIC_NAMES)}")
         if self.work_long_side < 64:
             raise InputError(f"work_long_side {self.work_long_side} is too small; use at least 64 pixels")
-        learned = [name for name in (self.flow, self.depth) if name in ("raft", "depth-anything-v2")]
+        learned = [name for name in (self.flow, self.depth, self.dynamic) if name in LEARNED_BACKENDS]
         if learned and not self.model_path:
             raise InputError(f"the {learned[0]} backend needs --model-path (a local weights folder or a hub id)")
         if len(learned) > 1:

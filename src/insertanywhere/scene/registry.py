@@ -37,5 +37,10 @@ def make_depth_prior(config: ReconstructConfig) -> DepthPrior:
 
 
 def make_dynamic_backend(config: ReconstructConfig) -> DynamicBackend:
-    """The dynamic-region backend named by ``config.dynamic`` (only "residual" here, see config.py)."""
+    """The dynamic-region backend named by ``config.dynamic`` ("residual" or "sam2")."""
+    if config.dynamic == "sam2":
+        from insertanywhere.models.sam2 import load_sam2
+        from insertanywhere.scene.segment_sam2 import Sam2Dynamic
+
+        return Sam2Dynamic.from_model(load_sam2(config.model_path, device=config.device), device=config.device)
     return DYNAMIC_BACKENDS[config.dynamic]()
