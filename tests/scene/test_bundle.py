@@ -40,3 +40,32 @@ def test_bundle_adjust_self_calibrates_focal():
     wrong[0, 0] = wrong[1, 1] = 330.0
     result = bundle_adjust(poses, points, wrong, observations, optimize_focal=True, loss="linear", max_nfev=80)
     assert abs(result.K[0, 0] - 300.0) < 6.0
+
+
+def test_colmap_bundle_adjust_recovers_noisy_start():
+    poses, points, K, observations = _problem()
+    rng = np.random.default_rng(3)
+    noisy = poses.copy()
+    noisy[1:, :3, 3] += rng.normal(0, 0.03, (4, 3))
+    start_points = points + rng.normal(0, 0.03, points.shape)
+    start_error = np.linalg.norm(
+        bundle.project(noisy, K, start_points, observations.frame, observations.point)[0] - observations.xy, axis=1
+    )
+    result = bundle.colmap_bundle_adjust(noisy, start_points, K, observations, (320, 240), max_iterations=50)
+    assert np.median(start_error) > 1.0
+    assert np.median(result.residuals_px) < 0.4  # noise is 0.2 px per axis
+    np.testing.assert_allclose(result.cam_from_world[0], np.eye(4), atol=1e-12)  # gauge: frame 0 fixed
+    np.testing.assert_allclose(result.K, K)  # focal not refined unless asked
+
+
+def test_colmap_bundle_adjust_self_calibrates_focal_and_ignores_an_outlier():
+    poses, points, K, observations = _problem(1)
+    observations.xy[5] += 40.0  # one gross outlier: the Cauchy loss must not let it pull the solution
+    wrong = K.copy()
+    wrong[0, 0] = wrong[1, 1] = 330.0
+    result = bundle.colmap_bundle_adjust(
+        poses, points, wrong, observations, (320, 240), optimize_focal=True, max_iterations=100
+    )
+    assert abs(result.K[0, 0] - 300.0) < 6.0
+    assert result.residuals_px[5] > 20.0
+    assert np.median(result.residuals_px) < 0.4

@@ -39,3 +39,24 @@ def test_general_poses_match_truth():
     np.testing.assert_allclose(estimate.cam_from_world[0], np.eye(4), atol=1e-9)
     assert ate_percent(estimate.cam_from_world, poses)["ate_percent"] < 1.0
     assert len(estimate.points_world) > 300
+
+
+def test_ba_track_selection_keeps_every_frame_and_the_budget():
+    from insertanywhere.scene.cameras import select_ba_tracks
+    from insertanywhere.scene.tracks import Tracks
+
+    rng = np.random.default_rng(0)
+    xy = rng.normal(size=(20, 500, 2)).astype(np.float32)
+    visible = rng.random((20, 500)) < 0.3
+    visible[19] = False
+    visible[19, :40] = True  # the last frame is seen only by 40 short, low-quality tracks
+    xy[~visible] = np.nan
+    quality = rng.random(500).astype(np.float32)
+    quality[:40] = 0.01
+    tracks = Tracks(xy, quality, np.zeros(500, np.float32))
+    for budget in (200, 400):
+        chosen = select_ba_tracks(tracks, np.arange(500), np.arange(20), budget)
+        assert len(chosen) <= budget
+        assert len(chosen) > 0.8 * budget  # the budget is used, not a fixed per-frame quota
+        assert tracks.visible[19, chosen].sum() >= 30  # the starved frame keeps support
+    assert len(select_ba_tracks(tracks, np.arange(100), np.arange(20), 400)) == 100

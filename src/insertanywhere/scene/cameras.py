@@ -26,7 +26,13 @@ import numpy as np
 
 from insertanywhere.conventions import CameraModel
 from insertanywhere.progress import Progress, null_progress
-from insertanywhere.scene.bundle import Observations, bundle_adjust, rotation_adjust
+from insertanywhere.scene.bundle import (
+    BundleResult,
+    Observations,
+    bundle_adjust,
+    colmap_bundle_adjust,
+    rotation_adjust,
+)
 from insertanywhere.scene.tracks import Tracks
 
 
@@ -35,6 +41,8 @@ class CameraConfig:
     """Thresholds of the camera stage, in working-resolution pixels."""
 
     static_px: float = 0.35
+    pair_min_tracks: int = 30
+    pair_min_overlap: float = 0.3
     parallax_px: float = 0.8
     gric_sigma_px: float = 0.5
     keyframe_px: float = 12.0
@@ -44,8 +52,14 @@ class CameraConfig:
     optimize_focal: bool = True
     ba_max_nfev: int = 20
     max_ba_points: int = 800
-    rotation_ba_max_nfev: int = 200  # chained homographies start far off; Huber steps are short (cheap problem)
+    rotation_ba_max_nfev: int = 50  # chained homographies start off by their drift
+    rotation_ba_points: int = 300
     global_ba_max_frames: int = 30
+    ba_backend: str = "colmap"  # "colmap" (pycolmap's Ceres adjuster, all points) | "scipy" (least_squares, a subset)
+    ba_loss_px: float = 1.0
+    global_ba_tolerances_px: tuple[float, ...] = (3.0,)
+    global_ba_iterations: int = 50
+    colmap_max_points: int = 2500
 
 
 @dataclass
@@ -158,7 +172,7 @@ def select_motion_model(tracks: Tracks, config: CameraConfig) -> tuple[CameraMod
         best = None
         for b in range(n_frames - 1, a, -max(1, (n_frames - a) // 6)):
             xa, xb = _common(tracks, a, b)
-            if len(xa) >= max(30, 0.3 * tracks.visible[a].sum()):
+            if len(xa) >= max(config.pair_min_tracks, config.pair_min_overlap * tracks.visible[a].sum()):
                 best = (b, xa, xb)
                 break
         if best is None:
@@ -194,9 +208,10 @@ def select_motion_model(tracks: Tracks, config: CameraConfig) -> tuple[CameraMod
 
 
 def select_ba_tracks(tracks: Tracks, candidates: np.ndarray, frames: np.ndarray, budget: int) -> np.ndarray:
-    """At most about ``budget`` tracks for bundle adjustment, chosen per frame so that every frame keeps
-    support: each frame contributes its best ``budget / len(frames)`` (at least 30) visible candidates,
-    ranked by quality x length. A global top-k would starve frames seen only by short tracks.
+    """At most ``budget`` tracks for bundle adjustment, chosen per frame so that every frame keeps
+    support: each frame contributes its best k visible candidates, ranked by quality x length, with the
+    largest k (at least 30) whose union fits the budget. A global top-k would starve frames seen only by
+    short tracks.
 
     Args:
         candidates: (N,) track indices to choose from; frames: (F,) frame indices of the adjustment.
@@ -208,13 +223,16 @@ def select_ba_tracks(tracks: Tracks, candidates: np.ndarray, frames: np.ndarray,
         return candidates
     visible = tracks.visible[np.ix_(frames, candidates)]
     score = tracks.quality[candidates] * visible.sum(axis=0)
-    per_frame = max(30, budget // max(len(frames), 1))
-    chosen = np.zeros(len(candidates), bool)
     order = np.argsort(-score)
-    for row in visible:
-        seen = order[row[order]]
-        chosen[seen[:per_frame]] = True
-    return np.sort(candidates[chosen])
+    # rank[f, j]: position of candidate order[j] among the candidates visible in frame f (large if not visible).
+    seen = visible[:, order]
+    rank = np.where(seen, np.cumsum(seen, axis=1) - 1, np.iinfo(np.int64).max)
+    best_rank = rank.min(axis=0)  # a candidate enters once k exceeds its best rank over the frames
+    low = 30
+    chosen_count = np.searchsorted(np.sort(best_rank), np.arange(1, len(order) + 2), side="left")
+    k = int(np.searchsorted(chosen_count, budget, side="right"))  # largest k with union <= budget
+    k = max(k, low)
+    return np.sort(candidates[order[best_rank < k]])
 
 
 def _nearest_rotation(matrix: np.ndarray) -> np.ndarray:
@@ -263,7 +281,7 @@ def estimate_rotation(
     n_pairs = np.maximum(tracks.visible.sum(axis=0) - 1, 1)
     static_like = outlier_pairs <= 0.2 * n_pairs
     keep = np.nonzero((tracks.visible.sum(axis=0) >= 2) & (tracks.quality > 0.2) & static_like)[0]
-    keep = select_ba_tracks(tracks, keep, np.arange(n_frames), config.max_ba_points)
+    keep = select_ba_tracks(tracks, keep, np.arange(n_frames), config.rotation_ba_points)
     first = np.argmax(tracks.visible[:, keep], axis=0)
     xy_first = tracks.xy[first, keep].astype(np.float64)
     rays = np.concatenate([xy_first, np.ones((len(keep), 1))], axis=1) @ K_inv.T
@@ -399,15 +417,13 @@ class _Reconstruction:
 
     def bundle(self, frames: list[int], optimize_focal: bool, max_nfev: int) -> None:
         ids = np.nonzero(np.isfinite(self.points[:, 0]))[0]
-        ids = select_ba_tracks(self.tracks, ids, np.array(frames), self.config.max_ba_points)
+        budget = self.config.max_ba_points if self.config.ba_backend == "scipy" else self.config.colmap_max_points
+        ids = select_ba_tracks(self.tracks, ids, np.array(frames), budget)
         frame_array = np.array(frames)
         observations = _observations(self.tracks, frame_array, ids)
         poses = np.stack([self.poses[f] for f in frames])
         fixed = (0,) if frames[0] == 0 else ()
-        result = bundle_adjust(
-            poses, self.points[ids], self.K, observations, fixed_frames=fixed, optimize_focal=optimize_focal,
-            loss="huber", loss_scale_px=1.0, max_nfev=max_nfev,
-        )  # fmt: skip
+        result = _adjust(poses, self.points[ids], self.K, observations, fixed, optimize_focal, max_nfev, self.config)
         for index, frame in enumerate(frames):
             self.poses[frame] = result.cam_from_world[index]
         self.points[ids] = result.points_world
@@ -421,6 +437,30 @@ class _Reconstruction:
         np.add.at(counts, observations.point, 1)
         bad = errors > 0.3 * counts
         self.points[ids[bad]] = np.nan
+
+
+def _adjust(
+    poses: np.ndarray,
+    points: np.ndarray,
+    K: np.ndarray,
+    observations: Observations,
+    fixed: tuple[int, ...],
+    optimize_focal: bool,
+    iterations: int,
+    config: CameraConfig,
+) -> BundleResult:
+    """One bundle adjustment with the configured backend (robust loss at ``ba_loss_px``)."""
+    if config.ba_backend == "colmap":
+        # The working image's size, from the principal point (only used by COLMAP's camera checks).
+        size = (max(2, round(2 * K[0, 2])), max(2, round(2 * K[1, 2])))
+        return colmap_bundle_adjust(
+            poses, points, K, observations, size, fixed_frames=fixed, optimize_focal=optimize_focal,
+            loss="cauchy", loss_scale_px=config.ba_loss_px, max_iterations=iterations,
+        )  # fmt: skip
+    return bundle_adjust(
+        poses, points, K, observations, fixed_frames=fixed, optimize_focal=optimize_focal,
+        loss="huber", loss_scale_px=config.ba_loss_px, max_nfev=iterations,
+    )  # fmt: skip
 
 
 def estimate_general(
@@ -451,15 +491,18 @@ def estimate_general(
                 break
     if not initialised:
         raise RuntimeError("structure from motion could not initialise: too few tracked points with parallax")
+    # COLMAP's adjuster has no focal prior: the focal is left to the global adjustment over all frames, where
+    # it is best constrained (freed in the incremental ones it drifts with the young, short-baseline structure).
+    incremental_focal = optimize_focal and config.ba_backend == "scipy"
     # Register the remaining keyframes in order of distance from frame 0.
     pending = [k for k in keyframes if k not in recon.poses]
     for count, frame in enumerate(pending):
         if recon.register(frame, None):
             recon.triangulate_new(frame)
             if count % 4 == 3:
-                recon.bundle(sorted(recon.poses), optimize_focal, max_nfev=5)
+                recon.bundle(sorted(recon.poses), incremental_focal, max_nfev=5)
         progress("cameras", count + 1, len(pending) + 1)
-    recon.bundle(sorted(recon.poses), optimize_focal, max_nfev=config.ba_max_nfev)
+    recon.bundle(sorted(recon.poses), incremental_focal, max_nfev=config.ba_max_nfev)
     # Every other frame by PnP (RANSAC, then Levenberg-Marquardt) against the adjusted keyframe structure.
     for frame in range(n_frames):
         if frame not in recon.poses:
@@ -468,11 +511,29 @@ def estimate_general(
     for frame in missing:  # rare: copy the nearest registered pose
         nearest = min(recon.poses, key=lambda f: abs(f - frame))
         recon.poses[frame] = recon.poses[nearest].copy()
-    if n_frames <= config.global_ba_max_frames:  # short clips: every frame in one adjustment (cheap there)
-        recon.bundle(list(range(n_frames)), optimize_focal, max_nfev=config.ba_max_nfev)
-    progress("cameras", len(pending) + 1, len(pending) + 1)
     cam_from_world = np.stack([recon.poses[f] for f in range(n_frames)])
-    return cam_from_world, recon.K, recon.points, keyframes
+    K = recon.K
+    if config.ba_backend == "colmap":
+        # Global refinement: every track re-triangulated from all registered frames, then one adjustment of
+        # all frames and all consistent tracks (robust loss), twice (the first pass tolerates the looser
+        # poses of the PnP-registered frames).
+        for tolerance in config.global_ba_tolerances_px:
+            points, ids = triangulate_tracks(tracks, cam_from_world, K, tolerance, config.min_triangulation_deg)
+            if len(ids) < 20:
+                break
+            chosen = select_ba_tracks(tracks, ids, np.arange(n_frames), config.colmap_max_points)
+            points, ids = points[np.searchsorted(ids, chosen)], chosen
+            observations = _observations(tracks, np.arange(n_frames), ids)
+            result = _adjust(
+                cam_from_world, points, K, observations, (0,), optimize_focal, config.global_ba_iterations, config
+            )
+            cam_from_world, K = result.cam_from_world, result.K
+    elif n_frames <= config.global_ba_max_frames:  # short clips: every frame in one adjustment (cheap there)
+        recon.bundle(list(range(n_frames)), optimize_focal, max_nfev=config.ba_max_nfev)
+        cam_from_world = np.stack([recon.poses[f] for f in range(n_frames)])
+        K = recon.K
+    progress("cameras", len(pending) + 1, len(pending) + 1)
+    return cam_from_world, K, recon.points, keyframes
 
 
 def triangulate_tracks(
