@@ -17,7 +17,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-from skimage.filters import apply_hysteresis_threshold
+from scipy import ndimage
 
 from insertanywhere.progress import Progress, null_progress
 from insertanywhere.scene.flow import fb_consistency
@@ -61,20 +61,39 @@ def rigid_flow(
     Returns:
         (h, w, 2) float32 displacement in pixels from a to b.
     """
+    return _rigid_and_rotation_flow(depth, K, cam_from_world_a, cam_from_world_b, rays)[0]
+
+
+def _rigid_and_rotation_flow(
+    depth: np.ndarray,
+    K: np.ndarray,
+    cam_from_world_a: np.ndarray,
+    cam_from_world_b: np.ndarray,
+    rays: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``rigid_flow`` and the flow of the same motion at infinite depth (the rotation's homography), both
+    (h, w, 2) float32, from one projection of the rays (flat BLAS products, no per-pixel matmul)."""
     height, width = depth.shape
     if rays is None:
         rays = pixel_rays(width, height, K)
     b_from_a = cam_from_world_b @ np.linalg.inv(cam_from_world_a)
     known = depth > 0
-    inverse_depth = np.where(known, 1.0 / np.where(known, depth, 1.0), 0.0).astype(np.float32)
+    inverse_depth = np.where(known, 1.0 / np.where(known, depth, 1.0), 0.0).astype(np.float32).reshape(-1)
     # Points in homogeneous form (ray, 1/z): works for the plane at infinity too. Project with K directly.
     projection = (K @ b_from_a[:3, :3]).astype(np.float32)
     offset = (K @ b_from_a[:3, 3]).astype(np.float32)
-    pixels = rays @ projection.T + inverse_depth[..., None] * offset
-    z = pixels[..., 2]
-    safe = np.where(np.abs(z) < 1e-9, np.float32(1e-9), z)
-    source = rays @ K.T.astype(np.float32)  # the pixel centres themselves
-    return np.stack([pixels[..., 0] / safe - source[..., 0], pixels[..., 1] / safe - source[..., 1]], axis=-1)
+    planar_rays = np.ascontiguousarray(rays.reshape(-1, 3).T)  # (3, N): contiguous operands keep matmul on BLAS
+    at_infinity = projection @ planar_rays  # (3, N)
+    source = K[:2].astype(np.float32) @ planar_rays  # the pixel centres themselves (rays have z = 1)
+    outputs = []
+    for homogeneous in (at_infinity + offset[:, None] * inverse_depth[None, :], at_infinity):
+        z = homogeneous[2]
+        inv_z = 1.0 / np.where(np.abs(z) < 1e-9, np.float32(1e-9), z)
+        flow = np.empty((height * width, 2), np.float32)
+        flow[:, 0] = homogeneous[0] * inv_z - source[0]
+        flow[:, 1] = homogeneous[1] * inv_z - source[1]
+        outputs.append(flow.reshape(height, width, 2))
+    return outputs[0], outputs[1]
 
 
 def residual_score(
@@ -106,7 +125,13 @@ def residual_score(
 
 def hysteresis_masks(scores: np.ndarray, config: ResidualConfig) -> np.ndarray:
     """(T, h, w) float32 scores -> (T, h, w) bool masks: 3D hysteresis, closing, small blobs removed."""
-    masks = apply_hysteresis_threshold(scores, config.low, config.high)
+    # Hysteresis (as skimage's apply_hysteresis_threshold): components of the low mask, connected in space and
+    # time, that contain a high seed; a lookup table instead of per-label sums.
+    labels, n_labels = ndimage.label(scores > config.low)
+    seeded = np.zeros(n_labels + 1, bool)
+    seeded[np.unique(labels[scores > config.high])] = True
+    seeded[0] = False
+    masks = seeded[labels]
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * config.close_px + 1, 2 * config.close_px + 1))
     min_area = config.min_area_fraction * scores.shape[1] * scores.shape[2]
     cleaned = np.zeros_like(masks)
@@ -167,7 +192,6 @@ def residual_scores(
     n_frames = len(cam_from_world)
     scores = np.zeros(depth.shape, np.float32)
     rays = pixel_rays(depth.shape[2], depth.shape[1], K)
-    at_infinity = np.zeros(depth.shape[1:], np.float32)
     for t in range(n_frames):
         confidence = depth_confidence[t] if depth_confidence is not None else None
         direction_scores, direction_valid = [], []
@@ -177,8 +201,8 @@ def residual_scores(
         ):
             if flow is None:
                 continue
-            rigid = rigid_flow(depth[t], K, cam_from_world[t], cam_from_world[other], rays)
-            parallax = rigid - rigid_flow(at_infinity, K, cam_from_world[t], cam_from_world[other], rays)
+            rigid, rotation_only = _rigid_and_rotation_flow(depth[t], K, cam_from_world[t], cam_from_world[other], rays)
+            parallax = rigid - rotation_only
             direction_scores.append(residual_score(flow, rigid, config, parallax, confidence))
             # A pixel occluded in that direction has meaningless flow there (forward-backward test).
             direction_valid.append(fb_consistency(flow, reverse))

@@ -118,10 +118,11 @@ def fb_consistency(forward: np.ndarray, backward: np.ndarray, alpha: float = 0.0
     Returns:
         (h, w) bool, True where the forward flow is consistent (not occluded, not wrong).
     """
-    backward_at_target = warp_by_flow(backward, forward)
-    loop = forward + backward_at_target
-    loop_sq = np.sum(loop * loop, axis=-1)
-    magnitude_sq = np.sum(forward * forward, axis=-1) + np.sum(backward_at_target * backward_at_target, axis=-1)
+    back = warp_by_flow(backward, forward)
+    fx, fy, bx, by = forward[..., 0], forward[..., 1], back[..., 0], back[..., 1]
+    # Channel-wise arithmetic: numpy's reductions over a length-2 last axis are slow.
+    loop_sq = (fx + bx) ** 2 + (fy + by) ** 2
+    magnitude_sq = fx * fx + fy * fy + bx * bx + by * by
     return loop_sq < alpha * magnitude_sq + beta
 
 
