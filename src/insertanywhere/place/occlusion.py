@@ -187,14 +187,23 @@ def occluder_mask(
     height, width = geometry.scene_depth.shape
     scene_z = np.asarray(geometry.scene_depth[y0:y1, x0:x1], dtype=np.float32)
     known = np.isfinite(scene_z) & (scene_z > 0)
-    if segment_snap and (known & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE))).any():
-        # Only worth segmenting when something claims to be in front (most frames: nothing does).
-        scene_z, known = snap_depth_to_segments(geometry.image[y0:y1, x0:x1], scene_z, known)
-    nearer = known & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE))
+    on_support = np.zeros_like(known)
     if exempt_support:
+        # Judged on the measured depth, before any snapping: the support's own pixels neither hide the
+        # object nor vote in a segment's depth (a segment spanning a tray top from its front edge to behind
+        # the object would otherwise take a median depth in front of the object's base and hide it).
         support_z = plane_depth(geometry.camera, geometry.support_plane, width, height, window)
-        on_support = np.abs(scene_z - support_z) < PLANE_TOLERANCE * support_z
-        nearer &= ~on_support
+        on_support = known & (np.abs(scene_z - support_z) < PLANE_TOLERANCE * support_z)
+        known &= ~on_support
+    if segment_snap and (known & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE))).any():
+        # Only worth segmenting when something claims to be in front (most frames: nothing does). Snapping
+        # repairs densified *static* depth: movers keep their own depth and take no part (a segment that
+        # spans a moving cart's side and the wall behind it would give the wall the cart's depth).
+        movers = np.asarray(geometry.dynamic_mask[y0:y1, x0:x1], bool)
+        snapped_z, snapped_known = snap_depth_to_segments(geometry.image[y0:y1, x0:x1], scene_z, known & ~movers)
+        scene_z = np.where(movers, scene_z, snapped_z)
+        known = np.where(movers, known, snapped_known)
+    nearer = known & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE)) & ~on_support
     if geometry.confirm_static is not None and nearer.any():
         ys, xs = np.nonzero(nearer)
         pixels = np.stack([xs + x0 + 0.5, ys + y0 + 0.5], axis=1)
