@@ -56,6 +56,17 @@ def test_depth_bleeding_across_an_image_edge_is_snapped_back(intrinsics):
     assert alpha[cy - 20, cx - 2] == 1.0  # bled depth, but the image says it is not the post
 
 
+def test_a_mover_lends_no_depth_to_the_background_it_shares_a_segment_with(intrinsics):
+    geometry, coverage, object_depth, bbox, (cx, cy), z = _frame(intrinsics)
+    # One flat-coloured segment: a near mover with known depth on the left, the far wall behind the object.
+    geometry.scene_depth[: cy - 10, :] = 2.0 * z
+    geometry.scene_depth[: cy - 10, : cx - 4] = 0.5 * z
+    geometry.dynamic_mask[: cy - 10, : cx - 4] = True
+    alpha = visible_alpha(geometry, coverage, object_depth, bbox, refine=False)
+    assert alpha[cy - 20, cx - 8] == 0.0  # the mover is in front
+    assert alpha[cy - 20, cx + 2 : cx + 10].min() == 1.0  # the wall is behind, whatever the segment says
+
+
 def test_mover_without_depth_is_ordered_by_ground_contact(intrinsics):
     geometry, coverage, object_depth, bbox, (cx, cy), _ = _frame(intrinsics)
     mover = np.zeros((HEIGHT, WIDTH), bool)

@@ -187,14 +187,7 @@ def occluder_mask(
     height, width = geometry.scene_depth.shape
     scene_z = np.asarray(geometry.scene_depth[y0:y1, x0:x1], dtype=np.float32)
     known = np.isfinite(scene_z) & (scene_z > 0)
-    on_support = np.zeros_like(known)
-    if exempt_support:
-        # Judged on the measured depth, before any snapping: the support's own pixels neither hide the
-        # object nor vote in a segment's depth (a segment spanning a tray top from its front edge to behind
-        # the object would otherwise take a median depth in front of the object's base and hide it).
-        support_z = plane_depth(geometry.camera, geometry.support_plane, width, height, window)
-        on_support = known & (np.abs(scene_z - support_z) < PLANE_TOLERANCE * support_z)
-        known &= ~on_support
+    support_z = plane_depth(geometry.camera, geometry.support_plane, width, height, window) if exempt_support else None
     if segment_snap and (known & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE))).any():
         # Only worth segmenting when something claims to be in front (most frames: nothing does). Snapping
         # repairs densified *static* depth: movers keep their own depth and take no part (a segment that
@@ -203,7 +196,12 @@ def occluder_mask(
         snapped_z, snapped_known = snap_depth_to_segments(geometry.image[y0:y1, x0:x1], scene_z, known & ~movers)
         scene_z = np.where(movers, scene_z, snapped_z)
         known = np.where(movers, known, snapped_known)
-    nearer = known & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE)) & ~on_support
+    nearer = known & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE))
+    if support_z is not None:
+        # The support never hides its object: pixels on its plane by their measured or their snapped depth.
+        raw_z = np.asarray(geometry.scene_depth[y0:y1, x0:x1], dtype=np.float32)
+        for z in (raw_z, scene_z):
+            nearer &= ~(np.abs(z - support_z) < PLANE_TOLERANCE * support_z)
     if geometry.confirm_static is not None and nearer.any():
         ys, xs = np.nonzero(nearer)
         pixels = np.stack([xs + x0 + 0.5, ys + y0 + 0.5], axis=1)
