@@ -18,6 +18,7 @@ and tracking resumes when the grid is visible again.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -28,6 +29,7 @@ import numpy as np
 from insertanywhere.conventions import Camera, Scene4D, transform_points
 from insertanywhere.geometry.rigid import smooth_poses
 from insertanywhere.place.anchor import Anchor
+from insertanywhere.place.reregister import reregister
 from insertanywhere.progress import Progress, null_progress
 
 PropagationMode = Literal["scene-flow", "camera-only"]
@@ -406,20 +408,50 @@ def propagate(
         return Propagation(poses, identity, False, np.ones(count, bool), np.zeros(count, int), {"mode": 0.0})
     grid = support_grid(anchor, radius=2.0 * object_radius)
     at_placement = is_support_dynamic(scene, anchor, grid)
-    first = _propagate_hypothesis(scene, anchor, grid, at_placement, smooth_sigma, moving_threshold_px, progress)
-    if frames is None or not _movers_near_support(scene, anchor, grid):
-        return first
-    second = _propagate_hypothesis(
-        scene, anchor, grid, not at_placement, smooth_sigma, moving_threshold_px, null_progress
-    )
-    if np.allclose(first.support_motion, second.support_motion):
-        return first
-    scores = photometric_errors(frames(), scene, anchor, grid, [first.support_motion, second.support_motion])
-    best, other = (first, second) if scores[0] <= scores[1] else (second, first)
-    best.motion_test["photometric_error"] = min(scores)
-    best.motion_test["other_hypothesis_photometric_error"] = max(scores)
-    del other
+    best = _propagate_hypothesis(scene, anchor, grid, at_placement, smooth_sigma, moving_threshold_px, progress)
+    if frames is not None and _movers_near_support(scene, anchor, grid):
+        second = _propagate_hypothesis(
+            scene, anchor, grid, not at_placement, smooth_sigma, moving_threshold_px, null_progress
+        )
+        if not np.allclose(best.support_motion, second.support_motion):
+            scores = photometric_errors(frames(), scene, anchor, grid, [best.support_motion, second.support_motion])
+            best = best if scores[0] <= scores[1] else second
+            best.motion_test["photometric_error"] = min(scores)
+            best.motion_test["other_hypothesis_photometric_error"] = max(scores)
+    if frames is not None and best.support_moves:
+        best = _reregistered(best, scene, anchor, grid, frames, smooth_sigma)
     return best
+
+
+def _reregistered(
+    propagation: Propagation,
+    scene: Scene4D,
+    anchor: Anchor,
+    grid: np.ndarray,
+    frames: Callable[[], Iterable[np.ndarray]],
+    smooth_sigma: float,
+) -> Propagation:
+    """A moving support's motion corrected against the placement frame (place.reregister), re-smoothed."""
+    anchor_image = next(itertools.islice(frames(), anchor.frame, None), None)
+    if anchor_image is None:
+        return propagation
+    camera = scene.cameras[anchor.frame]
+    depth = np.asarray(scene.depth[anchor.frame], np.float32)
+    height, width = depth.shape
+    pixels, z = camera.project(grid)
+    usable = (z > 0) & _inside(pixels, width, height)
+    scene_z = np.zeros(len(grid), np.float32)
+    scene_z[usable] = _sample(depth[..., None], pixels[usable])[:, 0]
+    usable &= (scene_z <= 0) | (np.abs(scene_z - z) < SUPPORT_DEPTH_TOLERANCE * z)
+    corrected, registered = reregister(
+        frames(), anchor_image, scene.cameras, anchor.frame, grid, usable, propagation.support_motion
+    )
+    motion = smooth_poses(corrected, smooth_sigma, valid=registered | propagation.tracked)
+    motion[anchor.frame] = np.eye(4)
+    propagation.support_motion = motion
+    propagation.world_from_object = motion @ anchor.world_from_object
+    propagation.motion_test["reregistered_fraction"] = float(registered.mean())
+    return propagation
 
 
 def _movers_near_support(scene: Scene4D, anchor: Anchor, grid: np.ndarray) -> bool:

@@ -1,0 +1,162 @@
+"""Re-registration of a moving support to the placement frame (removes the drift of chained tracking).
+
+Frame-to-frame scene flow composes small errors: over 80 frames a tray's estimated pose drifts by
+several pixels and the object slowly slides and grows against the truth. Each frame's estimate is
+therefore corrected against the placement frame itself, where the support's 3D points are known:
+
+1. the support disk's plane induces a homography from the placement image to frame t under the current
+   estimate; the placement image is warped by it, so what remains between the warped image and frame t is
+   only the estimate's error (a few pixels), whatever the change of viewpoint or the tray's turn;
+2. pyramidal Lucas-Kanade (OpenCV) finds that residual at the grid points, checked forward-backward;
+3. PnP (RANSAC, then Levenberg-Marquardt) from the grid's placement-frame 3D points to the corrected
+   pixels gives the support's absolute motion at t.
+
+A frame whose correction is unreliable (too few consistent points, large residual) keeps its chained
+estimate. This is direct image alignment with a plane prior, as in keyframe-based trackers (PTAM, ORB-SLAM
+relocalisation); no library offers it for a rigid plane moving under a moving camera, so it is written here
+from OpenCV's building blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import cv2
+import numpy as np
+
+from insertanywhere.conventions import Camera, transform_points
+
+MIN_POINTS = 20
+FB_TOLERANCE_PX = 0.5
+MAX_MEDIAN_ERROR_PX = 1.0
+MAX_CORRECTION_PX = 15.0
+"""Corrections larger than this are not drift but a failed alignment (the estimate is kept)."""
+LK_PARAMS = {
+    "winSize": (21, 21),
+    "maxLevel": 3,
+    "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01),
+    "minEigThreshold": 1e-3,
+}
+
+
+def _visible(camera: Camera, points: np.ndarray, width: int, height: int, margin: float = 12.0) -> np.ndarray:
+    pixels, z = camera.project(points)
+    return (
+        (z > 0)
+        & (pixels[:, 0] >= margin)
+        & (pixels[:, 0] < width - margin)
+        & (pixels[:, 1] >= margin)
+        & (pixels[:, 1] < height - margin)
+    )
+
+
+def register_frame(
+    anchor_gray: np.ndarray,
+    anchor_camera: Camera,
+    gray: np.ndarray,
+    camera: Camera,
+    grid: np.ndarray,
+    motion: np.ndarray,
+    usable: np.ndarray,
+) -> np.ndarray | None:
+    """The support's absolute motion at one frame, aligned to the placement frame, or None.
+
+    Args:
+        anchor_gray: (H, W) uint8 placement frame; anchor_camera: its camera.
+        gray: (H, W) uint8 frame t; camera: its camera.
+        grid: (N, 3) world points of the support disk at the placement frame (scene units).
+        motion: (4, 4) current estimate of the support's world motion from the placement frame to t.
+        usable: (N,) bool grid points that see the support in the placement frame.
+
+    Returns:
+        (4, 4) float64 corrected world motion, or None when the alignment is not reliable.
+    """
+    height, width = gray.shape
+    moved = transform_points(motion, grid)
+    keep = usable & _visible(anchor_camera, grid, width, height) & _visible(camera, moved, width, height)
+    if keep.sum() < MIN_POINTS:
+        return None
+    source, _ = anchor_camera.project(grid[keep])
+    predicted, _ = camera.project(moved[keep])
+    homography, _ = cv2.findHomography(source - 0.5, predicted - 0.5, 0)  # OpenCV: pixel centres at integers
+    if homography is None:
+        return None
+    warped = cv2.warpPerspective(anchor_gray, homography, (width, height), flags=cv2.INTER_LINEAR)
+    start = (predicted - 0.5).astype(np.float32).reshape(-1, 1, 2)  # OpenCV: pixel centres at integers
+    found, status, _ = cv2.calcOpticalFlowPyrLK(
+        warped, gray, start, start.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **LK_PARAMS
+    )
+    back, status_back, _ = cv2.calcOpticalFlowPyrLK(
+        gray, warped, found, start.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **LK_PARAMS
+    )
+    found, back, start = found[:, 0], back[:, 0], start[:, 0]
+    good = (status[:, 0] == 1) & (status_back[:, 0] == 1) & (np.linalg.norm(back - start, axis=1) < FB_TOLERANCE_PX)
+    good &= np.linalg.norm(found - start, axis=1) < MAX_CORRECTION_PX
+    if good.sum() < MIN_POINTS:
+        return None
+    object_points = grid[keep][good]
+    image_points = (found[good] + 0.5).astype(np.float64)
+    cam_from_moved = camera.cam_from_world @ motion
+    rvec0, _ = cv2.Rodrigues(cam_from_moved[:3, :3])
+    tvec0 = cam_from_moved[:3, 3].reshape(3, 1).copy()
+    ok, rvec, tvec, inliers = cv2.solvePnPRansac(
+        object_points,
+        image_points,
+        camera.K,
+        None,
+        rvec=rvec0.copy(),
+        tvec=tvec0.copy(),
+        useExtrinsicGuess=True,
+        iterationsCount=60,
+        reprojectionError=1.5,
+        confidence=0.995,
+        flags=cv2.SOLVEPNP_ITERATIVE,
+    )
+    if not ok or inliers is None or len(inliers) < MIN_POINTS:
+        return None
+    inliers = inliers[:, 0]
+    rvec, tvec = cv2.solvePnPRefineLM(object_points[inliers], image_points[inliers], camera.K, None, rvec, tvec)
+    pose = np.eye(4)
+    pose[:3, :3] = cv2.Rodrigues(rvec)[0]
+    pose[:3, 3] = tvec[:, 0]
+    projected = transform_points(pose, object_points[inliers]) @ camera.K.T
+    error = np.linalg.norm(projected[:, :2] / projected[:, 2:] - image_points[inliers], axis=1)
+    if float(np.median(error)) > MAX_MEDIAN_ERROR_PX:
+        return None
+    return camera.world_from_cam @ pose
+
+
+def reregister(
+    frames: Iterable[np.ndarray],
+    anchor_image: np.ndarray,
+    cameras: list[Camera],
+    anchor_frame: int,
+    grid: np.ndarray,
+    usable: np.ndarray,
+    motion: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Correct every frame's support motion against the placement frame (streams the frames once).
+
+    Args:
+        frames: the clip's (H, W, 3) uint8 RGB frames in order.
+        anchor_image: (H, W, 3) uint8 RGB placement frame.
+        cameras: every frame's Camera.
+        anchor_frame: the placement frame index.
+        grid: (N, 3) support disk at the placement frame (world, scene units); usable: (N,) bool.
+        motion: (T, 4, 4) chained estimate of the support's world motion from the placement frame.
+
+    Returns:
+        (T, 4, 4) corrected motion and (T,) bool frames that were re-registered.
+    """
+    corrected = np.array(motion, dtype=np.float64, copy=True)
+    registered = np.zeros(len(motion), dtype=bool)
+    registered[anchor_frame] = True
+    anchor_gray = cv2.cvtColor(anchor_image, cv2.COLOR_RGB2GRAY)
+    for t, frame in enumerate(frames):
+        if t == anchor_frame or t >= len(motion):
+            continue
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        result = register_frame(anchor_gray, cameras[anchor_frame], gray, cameras[t], grid, motion[t], usable)
+        if result is not None:
+            corrected[t], registered[t] = result, True
+    return corrected, registered

@@ -1,0 +1,72 @@
+"""Re-registration pulls a drifted support motion back onto the placement frame's view."""
+
+import cv2
+import numpy as np
+
+from insertanywhere.conventions import invert_pose, make_pose, transform_points
+from insertanywhere.geometry.rigid import rotation_about_axis
+from insertanywhere.place.reregister import register_frame, reregister
+
+from .conftest import HEIGHT, UP, WIDTH, floor_points, orbit_cameras, tray_motion
+
+
+def _texture(seed: int = 0) -> np.ndarray:
+    """(512, 512) float32 smooth random texture covering the floor square [-2, 2]^2 (x, z)."""
+    noise = np.random.default_rng(seed).random((512, 512)).astype(np.float32)
+    return cv2.GaussianBlur(noise, (0, 0), 2.0) * 255.0
+
+
+def _image(camera, motion, texture) -> np.ndarray:
+    """(H, W, 3) uint8: the floor, carried by ``motion`` (its texture moves with it), seen by ``camera``."""
+    world = floor_points(camera).reshape(-1, 3)
+    local = transform_points(invert_pose(motion), np.nan_to_num(world))
+    u = ((local[:, 0] + 2.0) / 4.0 * 512).reshape(HEIGHT, WIDTH).astype(np.float32)
+    v = ((local[:, 2] + 2.0) / 4.0 * 512).reshape(HEIGHT, WIDTH).astype(np.float32)
+    gray = cv2.remap(texture, u, v, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    return np.repeat(np.clip(gray, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _grid() -> np.ndarray:
+    a, b = np.meshgrid(np.linspace(-0.5, 0.5, 16), np.linspace(-0.5, 0.5, 16))
+    return np.stack([a.ravel(), np.zeros(a.size), b.ravel()], axis=1)
+
+
+def test_register_frame_removes_drift(intrinsics):
+    cameras = orbit_cameras(intrinsics, 2, 20.0, distance=2.5, height=1.8)
+    texture = _texture()
+    truth = tray_motion(1, speed=0.15, turn_deg=8.0)
+    anchor_image, image = _image(cameras[0], np.eye(4), texture), _image(cameras[1], truth, texture)
+    drift = make_pose(rotation_about_axis(UP, np.radians(2.0)), np.array([0.05, 0.0, -0.04]))
+    grid = _grid()
+    estimate = drift @ truth
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    anchor_gray = cv2.cvtColor(anchor_image, cv2.COLOR_RGB2GRAY)
+    corrected = register_frame(anchor_gray, cameras[0], gray, cameras[1], grid, estimate, np.ones(len(grid), bool))
+    assert corrected is not None
+
+    def image_error(motion):
+        moved, _ = cameras[1].project(transform_points(motion, grid))
+        true, _ = cameras[1].project(transform_points(truth, grid))
+        return float(np.median(np.linalg.norm(moved - true, axis=1)))
+
+    assert image_error(estimate) > 2.0
+    assert image_error(corrected) < 0.2
+
+
+def test_reregister_keeps_estimates_it_cannot_check(intrinsics):
+    cameras = orbit_cameras(intrinsics, 3, 20.0, distance=2.5, height=1.8)
+    texture = _texture()
+    motions = np.stack([tray_motion(t, speed=0.1, turn_deg=5.0) for t in range(3)])
+    frames = [_image(c, m, texture) for c, m in zip(cameras, motions, strict=True)]
+    frames[2] = np.zeros_like(frames[2])  # a black frame: nothing to align to
+    estimate = motions.copy()
+    estimate[1] = make_pose(np.eye(3), np.array([0.02, 0.0, 0.0])) @ motions[1]
+    corrected, registered = reregister(iter(frames), frames[0], cameras, 0, _grid(), np.ones(256, bool), estimate)
+    assert registered.tolist() == [True, True, False]
+    assert np.allclose(corrected[2], estimate[2])
+    grid = _grid()
+    errors = [
+        np.median(np.linalg.norm(transform_points(m, grid) - transform_points(motions[1], grid), axis=1))
+        for m in (estimate[1], corrected[1])
+    ]
+    assert errors[1] < 0.3 * errors[0]  # scene units on the support, from 2 cm
