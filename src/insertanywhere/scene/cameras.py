@@ -49,10 +49,14 @@ class CameraConfig:
     keyframe_overlap: float = 0.7
     min_triangulation_deg: float = 1.0
     max_reprojection_px: float = 2.0
+    points_min_angle_deg: float = 1.0  # the output points (they make the classical depth)
+    points_max_error_px: float = 2.0
     optimize_focal: bool = True
     ba_max_nfev: int = 20
     max_ba_points: int = 800
-    rotation_ba_max_nfev: int = 50  # chained homographies start off by their drift
+    rotation_ba_max_nfev: int = 30
+    rotation_coarse_nfev: int = 15
+    rotation_coarse_loss_px: float = 5.0
     rotation_ba_points: int = 300
     global_ba_max_frames: int = 30
     ba_backend: str = "colmap"  # "colmap" (pycolmap's Ceres adjuster, all points) | "scipy" (least_squares, a subset)
@@ -262,24 +266,36 @@ def estimate_rotation(
     """
     n_frames = tracks.xy.shape[0]
     K_inv = np.linalg.inv(K)
-    world_from_cam = [np.eye(3)]
     # Tracks that RANSAC rejects on many frame pairs follow something else than the camera (movers).
     outlier_pairs = np.zeros(tracks.n_tracks)
+    inlier_sets: list[np.ndarray] = []
     for t in range(1, n_frames):
         both = np.nonzero(tracks.visible[t - 1] & tracks.visible[t])[0]
-        xa, xb = tracks.xy[t - 1, both].astype(np.float64), tracks.xy[t, both].astype(np.float64)
-        rel = np.eye(3)
-        if len(xa) >= 8:
-            H, inlier_mask = cv2.findHomography(xa, xb, cv2.RANSAC, 1.5)
+        inliers = both
+        if len(both) >= 8:
+            xa, xb = tracks.xy[t - 1, both].astype(np.float64), tracks.xy[t, both].astype(np.float64)
+            _, inlier_mask = cv2.findHomography(xa, xb, cv2.RANSAC, 1.5)
             if inlier_mask is not None:
                 outlier_pairs[both[inlier_mask.ravel() == 0]] += 1
-            if H is not None:
-                # x_b ~ K R_ba K^-1 x_a with R_ba = cam_b_from_cam_a.
-                rel = _nearest_rotation(K_inv @ H @ K / np.cbrt(np.linalg.det(H)))
-        world_from_cam.append(world_from_cam[-1] @ rel.T)
-    world_from_cam_arr = np.stack(world_from_cam)
+                inliers = both[inlier_mask.ravel() > 0]
+        inlier_sets.append(inliers)
     n_pairs = np.maximum(tracks.visible.sum(axis=0) - 1, 1)
     static_like = outlier_pairs <= 0.2 * n_pairs
+    # Relative rotations from the static-like inliers only (a mover filling the frame can win one pair's RANSAC;
+    # its tracks are outliers over the rest of their life), by orthogonal Procrustes on bearings.
+    world_from_cam = [np.eye(3)]
+    for t in range(1, n_frames):
+        ids = inlier_sets[t - 1]
+        ids = ids[static_like[ids]] if static_like[ids].sum() >= 8 else ids
+        rel = np.eye(3)
+        if len(ids) >= 3:
+            rays_a = np.concatenate([tracks.xy[t - 1, ids].astype(np.float64), np.ones((len(ids), 1))], 1) @ K_inv.T
+            rays_b = np.concatenate([tracks.xy[t, ids].astype(np.float64), np.ones((len(ids), 1))], 1) @ K_inv.T
+            rays_a /= np.linalg.norm(rays_a, axis=1, keepdims=True)
+            rays_b /= np.linalg.norm(rays_b, axis=1, keepdims=True)
+            rel = _nearest_rotation(rays_b.T @ rays_a)  # R_ba = argmin sum |b - R a|^2 (cam_b_from_cam_a)
+        world_from_cam.append(world_from_cam[-1] @ rel.T)
+    world_from_cam_arr = np.stack(world_from_cam)
     keep = np.nonzero((tracks.visible.sum(axis=0) >= 2) & (tracks.quality > 0.2) & static_like)[0]
     keep = select_ba_tracks(tracks, keep, np.arange(n_frames), config.rotation_ba_points)
     first = np.argmax(tracks.visible[:, keep], axis=0)
@@ -287,8 +303,14 @@ def estimate_rotation(
     rays = np.concatenate([xy_first, np.ones((len(keep), 1))], axis=1) @ K_inv.T
     bearings = np.einsum("nij,nj->ni", world_from_cam_arr[first], rays)
     observations = _observations(tracks, np.arange(n_frames), keep)
-    rotations, _, K_refined, _ = rotation_adjust(
+    # Two stages: the chained homographies drift by pixels, where a Cauchy loss at 1 px would flatten the cost and
+    # crawl; a wide Huber loss first removes the drift, then the Cauchy loss refines against outliers.
+    rotations, bearings, K_refined, _ = rotation_adjust(
         world_from_cam_arr, bearings, K, observations, optimize_focal=optimize_focal,
+        max_nfev=config.rotation_coarse_nfev, loss="huber", loss_scale_px=config.rotation_coarse_loss_px,
+    )  # fmt: skip
+    rotations, _, K_refined, _ = rotation_adjust(
+        np.transpose(rotations, (0, 2, 1)), bearings, K_refined, observations, optimize_focal=optimize_focal,
         max_nfev=config.rotation_ba_max_nfev,
     )  # fmt: skip
     cam_from_world = np.tile(np.eye(4), (n_frames, 1, 1))
@@ -640,7 +662,7 @@ def estimate_cameras(
         return CameraEstimate(poses, K_refined, "rotation", empty_points, empty_ids, reason, list(range(n_frames)))
     poses, K_refined, _, keyframes = estimate_general(tracks, K, optimize_focal, config, progress)
     points, point_track = triangulate_tracks(
-        tracks, poses, K_refined, config.max_reprojection_px, config.min_triangulation_deg
+        tracks, poses, K_refined, config.points_max_error_px, config.points_min_angle_deg
     )
     poses, points, scale = normalise_scale(poses, points)
     reason["focal"] = "given" if K_is_known else "self-calibrated in bundle adjustment (weak prior)"

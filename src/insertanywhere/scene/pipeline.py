@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
@@ -29,7 +30,7 @@ from insertanywhere.scene.intrinsics import fov_x_deg, initial_intrinsics
 from insertanywhere.scene.registry import make_depth_prior, make_dynamic_backend, make_flow_backend
 from insertanywhere.scene.tracks import Tracks, track_points
 
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2  # 2: pycolmap bundle adjustment, faster tracker settings
 
 
 def _load_frames(video_path_or_frames: str | os.PathLike[str] | np.ndarray) -> tuple[np.ndarray, float, dict]:
@@ -79,7 +80,8 @@ def _classical_depth(
     plane_of_point = np.full(len(estimate.points_world), -1)
     for plane_index, (_, inliers) in enumerate(planes):
         plane_of_point[inliers] = plane_index
-    for t in range(n_frames):
+
+    def densify(t: int) -> None:
         xy, z, index = _static_points_in_frame(tracks, estimate, t)
         pose = estimate.cam_from_world[t]
         planes_cam = []
@@ -89,7 +91,11 @@ def _classical_depth(
         depth[t], confidence[t] = depth_stage.densify_frame(
             xy, z, plane_of_point[index], planes_cam, estimate.K, grays[t]
         )
-        progress("depth", t + 1, n_frames)
+
+    # Frames are independent; numpy and OpenCV release the GIL in the heavy calls, so two threads help.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done, _ in enumerate(pool.map(densify, range(n_frames))):
+            progress("depth", done + 1, n_frames)
     return depth, confidence, {"support_planes": len(planes)}
 
 
@@ -177,23 +183,28 @@ def reconstruct(
             # Movers have no triangulated depth in the classical default: unknown, not background.
             depth_work = np.where(dynamic_work, 0.0, depth_work).astype(np.float32)
             confidence_work = np.where(dynamic_work, 0.0, confidence_work).astype(np.float32)
-        depth = np.stack([cv2.resize(d, (width, height), interpolation=cv2.INTER_NEAREST) for d in depth_work])
-        depth_linear = np.stack([cv2.resize(d, (width, height), interpolation=cv2.INTER_LINEAR) for d in depth_work])
-        # Linear inside known regions, nearest at the unknown border (never blend with 0).
-        depth = np.where(np.abs(depth_linear - depth) < 0.5 * depth + 1e-6, depth_linear, depth).astype(np.float32)
-        confidence = np.stack([cv2.resize(c, (width, height)) for c in confidence_work]).astype(np.float32)
-        dynamic = np.stack(
-            [
-                cv2.resize(m.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR) > 0.5
-                for m in dynamic_work
-            ]
-        )
+        depth = np.empty((n_frames, height, width), np.float32)
+        confidence = np.empty((n_frames, height, width), np.float32)
+        dynamic = np.empty((n_frames, height, width), bool)
         # float16 at full resolution (what io.scene_store keeps), filled frame by frame: no float32 copy of the clip.
         flow_fw_full = np.empty((n_frames - 1, height, width, 2), np.float16)
         flow_bw_full = np.empty_like(flow_fw_full)
-        for t in range(n_frames - 1):
-            flow_fw_full[t] = resize_flow(flow_forward[t], width, height)
-            flow_bw_full[t] = resize_flow(flow_backward[t], width, height)
+
+        def upsample(t: int) -> None:
+            nearest = cv2.resize(depth_work[t], (width, height), interpolation=cv2.INTER_NEAREST)
+            linear = cv2.resize(depth_work[t], (width, height), interpolation=cv2.INTER_LINEAR)
+            # Linear inside known regions, nearest at the unknown border (never blend with 0).
+            depth[t] = np.where(np.abs(linear - nearest) < 0.5 * nearest + 1e-6, linear, nearest)
+            confidence[t] = cv2.resize(confidence_work[t], (width, height))
+            mask = cv2.resize(dynamic_work[t].astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR)
+            dynamic[t] = mask > 127
+            if t < n_frames - 1:
+                flow_fw_full[t] = resize_flow(flow_forward[t], width, height)
+                flow_bw_full[t] = resize_flow(flow_backward[t], width, height)
+
+        # OpenCV and numpy release the GIL in these per-frame calls: two threads use both cores.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(upsample, range(n_frames)))
     to_full = np.diag([1.0 / scale_x, 1.0 / scale_y, 1.0])
     K_out = to_full @ estimate.K
     cameras = [Camera(K_out, pose) for pose in estimate.cam_from_world]

@@ -50,8 +50,9 @@ class TrackerConfig:
     max_tracks: int = 1500
     min_distance: float = 7.0
     quality_level: float = 0.005
-    window: int = 15
-    pyramid_levels: int = 3
+    window: int = 11  # the dense flow seeds KLT close to the answer: one pyramid level and a small window suffice
+    pyramid_levels: int = 1
+    iterations: int = 20
     max_fb_error: float = 0.7
     redetect_below: float = 0.7
 
@@ -105,7 +106,7 @@ def track_points(
     lk_params = {
         "winSize": (config.window, config.window),
         "maxLevel": config.pyramid_levels,
-        "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.01),
+        "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, config.iterations, 0.01),
     }
     frame_ids: list[list[np.ndarray]] = [[] for _ in range(n_frames)]  # per frame: track ids seen there
     frame_xy: list[list[np.ndarray]] = [[] for _ in range(n_frames)]
