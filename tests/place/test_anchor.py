@@ -37,3 +37,16 @@ def test_anchor_refuses_a_box_on_the_sky(intrinsics):
     scene.depth[:, :40] = 0.0  # nothing above the horizon band
     with pytest.raises(PlacementError, match="no scene surface"):
         anchor_object(scene, Placement(frame=0, box=(60, 2, 80, 20)), CARD)
+
+
+def test_a_plane_seen_from_below_is_no_support(intrinsics):
+    from insertanywhere.geometry.planes import Plane
+    from insertanywhere.place.anchor import _upright_weight
+
+    camera = orbit_cameras(intrinsics, 1, 0.0)[0]  # above the floor y = 0, looking down at the origin
+    floor = Plane.from_point_normal(np.zeros(3), np.array([0.0, 1.0, 0.0]))
+    assert _upright_weight(floor, camera) == 1.0
+    assert _upright_weight(Plane.from_point_normal(np.zeros(3), np.array([0.0, -1.0, 0.0])), camera) == 1.0
+    # The underside of a shelf above the camera: its camera-facing side looks down the image.
+    shelf = Plane.from_point_normal(camera.center_world + np.array([0.0, 0.5, 0.0]), np.array([0.0, 1.0, 0.0]))
+    assert _upright_weight(shelf, camera) == 0.0

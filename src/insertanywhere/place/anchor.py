@@ -27,6 +27,10 @@ MIN_SPARSE_POINTS = 20
 SPARSE_DEPTH_AGREEMENT = 0.15
 """Triangulated points used for the support must lie within 15% of the distance the dense depth sees there."""
 LEVEL_SNAP_DEG = 15.0
+LEVEL_PREFERENCE = 0.7
+HIDDEN_CONTACT_WEIGHT = 0.5
+"""Score factor of a support whose contact would lie behind the surface seen at the contact pixel."""
+"""A level support is chosen when it scores at least 70% of the best free plane (see fit_support_plane)."""
 """A support within this of the scene's dominant level plane is taken as level (see fit_support_plane)."""
 MIN_DEPTH_COVERAGE = 0.01
 """Below this share of pixels with depth, the scene is taken to have no depth at all."""
@@ -139,9 +143,13 @@ def assumed_ground_plane(camera: Camera, placement: Placement) -> Plane:
     return plane
 
 
-def _upright_weight(normal: np.ndarray, camera_up: np.ndarray) -> float:
-    """1 for a support facing the image's up direction, falling to 0 at STEEP_SUPPORT_DEG (a wall)."""
-    tilt = np.degrees(np.arccos(np.clip(abs(float(normal @ camera_up)), 0.0, 1.0)))
+def _upright_weight(plane: Plane, camera: Camera) -> float:
+    """1 for a support whose seen side faces the image's up direction, falling to 0 at STEEP_SUPPORT_DEG (a
+    wall). The side the camera sees is the one that counts: a plane whose camera-facing normal points down
+    the image is the underside of something (or a bad fit), never a support the object can stand on."""
+    normal = plane.oriented_toward(camera.center_world).normal
+    camera_up = -camera.world_from_cam[:3, 1]
+    tilt = np.degrees(np.arccos(np.clip(float(normal @ camera_up), -1.0, 1.0)))
     return float(np.clip((STEEP_SUPPORT_DEG - tilt) / (STEEP_SUPPORT_DEG - UPRIGHT_SUPPORT_DEG), 0.0, 1.0))
 
 
@@ -188,22 +196,41 @@ def fit_support_plane(
     pixel_distance = np.linalg.norm(pixels - contact, axis=1)
     closeness = np.exp(-0.5 * (pixel_distance / max(box_w, box_h, 8.0)) ** 2)
     threshold = 0.015 * seen_at_contact
-    camera_up = -camera.world_from_cam[:3, 1]
     ray = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(contact[None])[0]
+
+    def score_of(plane: Plane) -> tuple[float, np.ndarray | None]:
+        hit = intersect_ray_plane(camera.center_world, ray, plane)
+        if hit is None:
+            return -1.0, None
+        reach = float(np.linalg.norm(hit - camera.center_world))
+        if reach < 0.97 * seen_at_contact:
+            return -1.0, None
+        inliers = np.abs(plane.signed_distance(points)) < threshold
+        # A contact hidden behind what the camera sees there is possible (feet behind a kerb) but less likely
+        # than one on the surface seen at the contact pixel (a box drawn on a cart top, not behind the cart).
+        seen = 1.0 if reach <= 1.05 * seen_at_contact else HIDDEN_CONTACT_WEIGHT
+        return float(closeness[inliers].sum()) * _upright_weight(plane, camera) * seen, inliers
+
     best_score, best_inliers = -1.0, None
+    level_score, level_inliers = -1.0, None
     for a, b, c in rng.integers(0, len(points), size=(iterations, 3)):
         normal = np.cross(points[b] - points[a], points[c] - points[a])
         norm = np.linalg.norm(normal)
-        if norm < 1e-12:
-            continue
-        plane = Plane.from_point_normal(points[a], normal / norm)
-        hit = intersect_ray_plane(camera.center_world, ray, plane)
-        if hit is None or np.linalg.norm(hit - camera.center_world) < 0.97 * seen_at_contact:
-            continue
-        inliers = np.abs(plane.signed_distance(points)) < threshold
-        score = float(closeness[inliers].sum()) * _upright_weight(plane.normal, camera_up)
-        if score > best_score:
-            best_score, best_inliers = score, inliers
+        if norm >= 1e-12:
+            score, inliers = score_of(Plane.from_point_normal(points[a], normal / norm))
+            if score > best_score:
+                best_score, best_inliers = score, inliers
+        if up_prior is not None:
+            # One-point hypotheses of a level support (the scene's dominant plane's normal) through the sample.
+            score, inliers = score_of(Plane.from_point_normal(points[a], up_prior))
+            if score > level_score:
+                level_score, level_inliers = score, inliers
+    if level_inliers is not None and level_score >= LEVEL_PREFERENCE * best_score and level_inliers.sum() >= 3:
+        # A level plane explains the samples about as well as the best free one: a few dozen noisy samples
+        # tilt a free fit by 5-25 degrees, and supports are level far more often than tilted.
+        weights = closeness[level_inliers]
+        centroid = (points[level_inliers] * weights[:, None]).sum(0) / weights.sum()
+        return Plane.from_point_normal(centroid, up_prior), int(level_inliers.sum()), stand_in
     if best_inliers is None or best_inliers.sum() < 3 or best_score <= 0:
         raise PlacementError(
             f"no surface an object could stand on was found under the box's bottom edge {contact.tolist()} in "
@@ -248,7 +275,7 @@ def estimate_up(scene: Scene4D, frame: int, rng: np.random.Generator) -> np.ndar
             continue
         plane = Plane.from_point_normal(points[a], normal / norm)
         inliers = np.abs(plane.signed_distance(points)) < threshold
-        score = inliers.sum() * _upright_weight(plane.normal, camera_up)
+        score = inliers.sum() * _upright_weight(plane, camera)
         if score > best_score:
             best_score, best = score, inliers
     if best is None or best.mean() < 0.15:
