@@ -64,6 +64,9 @@ class CameraConfig:
     global_ba_tolerances_px: tuple[float, ...] = (3.0,)
     global_ba_iterations: int = 50
     colmap_max_points: int = 2500
+    incremental_max_points: int = 1000
+    incremental_ba_every: int = 8
+    global_ba_max_observations: int | None = 20  # per track (long tracks thinned evenly)
 
 
 @dataclass
@@ -247,10 +250,23 @@ def _nearest_rotation(matrix: np.ndarray) -> np.ndarray:
     return rotation
 
 
-def _observations(tracks: Tracks, frames: np.ndarray, track_ids: np.ndarray) -> Observations:
-    """Observations of ``track_ids`` (point index = position in track_ids) in ``frames`` (camera index = position)."""
+def _observations(
+    tracks: Tracks, frames: np.ndarray, track_ids: np.ndarray, max_per_track: int | None = None
+) -> Observations:
+    """Observations of ``track_ids`` (point index = position in track_ids) in ``frames`` (camera index = position).
+
+    ``max_per_track`` thins long tracks to about that many observations: every s-th one with a per-track
+    phase (so frames are covered evenly), plus the first and last (the widest baseline is kept).
+    """
     sub = tracks.xy[np.ix_(frames, track_ids)]
     visible = np.isfinite(sub[..., 0])
+    if max_per_track is not None:
+        order = np.cumsum(visible, axis=0) - 1  # rank of each observation along its track
+        counts = visible.sum(axis=0)
+        stride = np.maximum(1, np.ceil(counts / max_per_track)).astype(np.int64)
+        phase = np.arange(len(track_ids)) % stride
+        keep = ((order - phase) % stride == 0) | (order == 0) | (order == counts - 1)
+        visible &= keep
     cam_index, point_index = np.nonzero(visible)
     weights = tracks.quality[track_ids][point_index].astype(np.float64) + 0.1
     return Observations(cam_index, point_index, sub[cam_index, point_index].astype(np.float64), weights)
@@ -439,10 +455,10 @@ class _Reconstruction:
 
     def bundle(self, frames: list[int], optimize_focal: bool, max_nfev: int) -> None:
         ids = np.nonzero(np.isfinite(self.points[:, 0]))[0]
-        budget = self.config.max_ba_points if self.config.ba_backend == "scipy" else self.config.colmap_max_points
+        budget = self.config.max_ba_points if self.config.ba_backend == "scipy" else self.config.incremental_max_points
         ids = select_ba_tracks(self.tracks, ids, np.array(frames), budget)
         frame_array = np.array(frames)
-        observations = _observations(self.tracks, frame_array, ids)
+        observations = _observations(self.tracks, frame_array, ids, self.config.global_ba_max_observations)
         poses = np.stack([self.poses[f] for f in frames])
         fixed = (0,) if frames[0] == 0 else ()
         result = _adjust(poses, self.points[ids], self.K, observations, fixed, optimize_focal, max_nfev, self.config)
@@ -521,7 +537,7 @@ def estimate_general(
     for count, frame in enumerate(pending):
         if recon.register(frame, None):
             recon.triangulate_new(frame)
-            if count % 4 == 3:
+            if count % config.incremental_ba_every == config.incremental_ba_every - 1:
                 recon.bundle(sorted(recon.poses), incremental_focal, max_nfev=5)
         progress("cameras", count + 1, len(pending) + 1)
     recon.bundle(sorted(recon.poses), incremental_focal, max_nfev=config.ba_max_nfev)
@@ -545,7 +561,7 @@ def estimate_general(
                 break
             chosen = select_ba_tracks(tracks, ids, np.arange(n_frames), config.colmap_max_points)
             points, ids = points[np.searchsorted(ids, chosen)], chosen
-            observations = _observations(tracks, np.arange(n_frames), ids)
+            observations = _observations(tracks, np.arange(n_frames), ids, config.global_ba_max_observations)
             result = _adjust(
                 cam_from_world, points, K, observations, (0,), optimize_focal, config.global_ba_iterations, config
             )
@@ -599,13 +615,16 @@ def triangulate_tracks(
     projected = cam @ K.T
     error = np.linalg.norm(projected[:, :2] / np.where(np.abs(z) < 1e-9, 1e-9, z)[:, None] - pixels[:, :2], axis=1)
     error = np.where(z > 0, error, np.inf)
-    order = np.argsort(ids, kind="stable")
+    # Per-track median error, vectorised: sort by (track, error) and average the middle element(s).
+    order = np.lexsort((error, ids))
     sorted_ids, sorted_error = ids[order], error[order]
     starts = np.searchsorted(sorted_ids, np.arange(n_tracks))
     ends = np.searchsorted(sorted_ids, np.arange(n_tracks), side="right")
-    median_error = np.array(
-        [np.median(sorted_error[s:e]) if e > s else np.inf for s, e in zip(starts, ends, strict=True)]
-    )
+    seen = ends > starts
+    lower = np.minimum(starts + np.maximum(ends - starts - 1, 0) // 2, len(sorted_error) - 1)
+    upper = np.minimum(starts + (ends - starts) // 2, len(sorted_error) - 1)
+    with np.errstate(invalid="ignore"):
+        median_error = np.where(seen, 0.5 * (sorted_error[lower] + sorted_error[upper]), np.inf)
     max_error = np.zeros(n_tracks)
     np.maximum.at(max_error, ids, np.where(np.isfinite(error), error, 1e9))
     good = usable & (median_error < max_error_px) & (max_error < 4.0 * max_error_px)
