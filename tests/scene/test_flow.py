@@ -35,3 +35,13 @@ def test_resize_flow_scales_vectors():
     assert up.shape == (30, 40, 2)
     np.testing.assert_allclose(up[..., 0], 2.0)
     np.testing.assert_allclose(up[..., 1], 3.0)
+
+
+def test_to_float16_flushes_subnormals_and_keeps_values():
+    from insertanywhere.scene.flow import to_float16
+
+    values = np.array([1e-7, -3e-5, 0.25, -12.5, 7e-5], np.float32)
+    out = to_float16(values)
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out[:2], 0.0)
+    np.testing.assert_allclose(out[2:], values[2:], rtol=1e-3)

@@ -25,7 +25,7 @@ from insertanywhere.scene import depth as depth_stage
 from insertanywhere.scene.cameras import CameraEstimate, estimate_cameras
 from insertanywhere.scene.config import ReconstructConfig
 from insertanywhere.scene.dynamic import hysteresis_masks, residual_scores
-from insertanywhere.scene.flow import compute_flows, resize_flow, to_gray
+from insertanywhere.scene.flow import compute_flows, resize_flow, to_float16, to_gray
 from insertanywhere.scene.intrinsics import fov_x_deg, initial_intrinsics
 from insertanywhere.scene.registry import make_depth_prior, make_dynamic_backend, make_flow_backend
 from insertanywhere.scene.tracks import Tracks, track_points
@@ -199,8 +199,8 @@ def reconstruct(
             mask = cv2.resize(dynamic_work[t].astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR)
             dynamic[t] = mask > 127
             if t < n_frames - 1:
-                flow_fw_full[t] = resize_flow(flow_forward[t], width, height)
-                flow_bw_full[t] = resize_flow(flow_backward[t], width, height)
+                flow_fw_full[t] = to_float16(resize_flow(flow_forward[t], width, height))
+                flow_bw_full[t] = to_float16(resize_flow(flow_backward[t], width, height))
 
         # OpenCV and numpy release the GIL in these per-frame calls: two threads use both cores.
         with ThreadPoolExecutor(max_workers=2) as pool:
