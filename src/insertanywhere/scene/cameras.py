@@ -284,26 +284,28 @@ def estimate_rotation(
     K_inv = np.linalg.inv(K)
     # Tracks that RANSAC rejects on many frame pairs follow something else than the camera (movers).
     outlier_pairs = np.zeros(tracks.n_tracks)
-    inlier_sets: list[np.ndarray] = []
     for t in range(1, n_frames):
         both = np.nonzero(tracks.visible[t - 1] & tracks.visible[t])[0]
-        inliers = both
         if len(both) >= 8:
             xa, xb = tracks.xy[t - 1, both].astype(np.float64), tracks.xy[t, both].astype(np.float64)
             _, inlier_mask = cv2.findHomography(xa, xb, cv2.RANSAC, 1.5)
             if inlier_mask is not None:
                 outlier_pairs[both[inlier_mask.ravel() == 0]] += 1
-                inliers = both[inlier_mask.ravel() > 0]
-        inlier_sets.append(inliers)
     n_pairs = np.maximum(tracks.visible.sum(axis=0) - 1, 1)
     static_like = outlier_pairs <= 0.2 * n_pairs
-    # Relative rotations from the static-like inliers only (a mover filling the frame can win one pair's RANSAC;
-    # its tracks are outliers over the rest of their life), by orthogonal Procrustes on bearings.
+    # Relative rotations from the static-like tracks only (a mover filling the frame can win one pair's RANSAC;
+    # its tracks are outliers over the rest of their life): RANSAC again on them, then orthogonal Procrustes
+    # on the inliers' bearings.
     world_from_cam = [np.eye(3)]
     for t in range(1, n_frames):
-        ids = inlier_sets[t - 1]
-        ids = ids[static_like[ids]] if static_like[ids].sum() >= 8 else ids
+        both = np.nonzero(tracks.visible[t - 1] & tracks.visible[t])[0]
+        ids = both[static_like[both]] if static_like[both].sum() >= 8 else both
         rel = np.eye(3)
+        if len(ids) >= 8:
+            xa, xb = tracks.xy[t - 1, ids].astype(np.float64), tracks.xy[t, ids].astype(np.float64)
+            _, inlier_mask = cv2.findHomography(xa, xb, cv2.RANSAC, 1.5)
+            if inlier_mask is not None and inlier_mask.sum() >= 3:
+                ids = ids[inlier_mask.ravel() > 0]
         if len(ids) >= 3:
             rays_a = np.concatenate([tracks.xy[t - 1, ids].astype(np.float64), np.ones((len(ids), 1))], 1) @ K_inv.T
             rays_b = np.concatenate([tracks.xy[t, ids].astype(np.float64), np.ones((len(ids), 1))], 1) @ K_inv.T
