@@ -172,7 +172,7 @@ def place_object(
             object_radius=max(radius, 1e-6),
             mode=config.propagation,
             progress=progress,
-            frames=lambda: iter(VideoReader(config.video)),
+            frames=lambda: VideoReader(config.video).iter_gray(),
         )
 
     index = config.placement.frame

@@ -61,7 +61,8 @@ def test_reregister_keeps_estimates_it_cannot_check(intrinsics):
     frames[2] = np.zeros_like(frames[2])  # a black frame: nothing to align to
     estimate = motions.copy()
     estimate[1] = make_pose(np.eye(3), np.array([0.02, 0.0, 0.0])) @ motions[1]
-    corrected, registered = reregister(iter(frames), frames[0], cameras, 0, _grid(), np.ones(256, bool), estimate)
+    grays = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]
+    corrected, registered = reregister(iter(grays), grays[0], cameras, 0, _grid(), np.ones(256, bool), estimate)
     assert registered.tolist() == [True, True, False]
     assert np.allclose(corrected[2], estimate[2])
     grid = _grid()

@@ -30,6 +30,8 @@ LEVEL_SNAP_DEG = 15.0
 LEVEL_PREFERENCE = 0.7
 HIDDEN_CONTACT_WEIGHT = 0.5
 """Score factor of a support whose contact would lie behind the surface seen at the contact pixel."""
+ABOVE_CONTACT_WEIGHT = 0.3
+"""Weight of support samples above the box's bottom edge (seen behind the object's base, not under it)."""
 """A level support is chosen when it scores at least 70% of the best free plane (see fit_support_plane)."""
 """A support within this of the scene's dominant level plane is taken as level (see fit_support_plane)."""
 MIN_DEPTH_COVERAGE = 0.01
@@ -175,7 +177,12 @@ def fit_support_plane(
     contact = placement.contact_pixel
     box_w, box_h = placement.box_size
     # What the camera sees at the contact, from the dense depth: the support cannot float in front of it.
-    nearest = np.argsort(np.linalg.norm(pixels - contact, axis=1))[: max(8, len(pixels) // 20)]
+    # Only pixels at or below the box's bottom edge count: above it the object stands in front of whatever is
+    # seen there (a box drawn at a cart top's back edge has the floor behind the cart just above its bottom).
+    below = pixels[:, 1] >= contact[1] - 1.0
+    candidates = np.flatnonzero(below) if below.sum() >= 8 else np.arange(len(pixels))
+    order = np.argsort(np.linalg.norm(pixels[candidates] - contact, axis=1))
+    nearest = candidates[order[: max(8, len(candidates) // 20)]]
     seen_at_contact = float(np.median(np.linalg.norm(points[nearest] - camera.center_world, axis=1)))
     if sparse_points is not None and not stand_in:
         # Triangulated points are exact where the densified depth is smooth guesswork: use them when enough
@@ -195,6 +202,8 @@ def fit_support_plane(
             points, pixels = np.asarray(sparse_points)[band], sparse_pixels[band]
     pixel_distance = np.linalg.norm(pixels - contact, axis=1)
     closeness = np.exp(-0.5 * (pixel_distance / max(box_w, box_h, 8.0)) ** 2)
+    # Samples above the box's bottom edge are behind the object's base as often as under it: they count less.
+    closeness = np.where(pixels[:, 1] < contact[1] - 1.0, ABOVE_CONTACT_WEIGHT * closeness, closeness)
     threshold = 0.015 * seen_at_contact
     ray = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(contact[None])[0]
 

@@ -346,12 +346,12 @@ def photometric_errors(
     (grey levels). Streams the frames once.
 
     Args:
-        frames: the clip's (H, W, 3) uint8 frames in order.
+        frames: the clip's (H, W) uint8 grey frames in order ((H, W, 3) RGB is converted).
         motions: per hypothesis, (T, 4, 4) support motion.
     """
     samples: list[list[np.ndarray | None]] = [[] for _ in motions]
     for t, frame in enumerate(frames):
-        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        gray = (cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame).astype(np.float32)
         height, width = gray.shape
         for k, motion in enumerate(motions):
             pixels, z = scene.cameras[t].project(transform_points(motion[t], grid))
@@ -399,7 +399,8 @@ def propagate(
         smooth_sigma: smoothing of the support motion (local linear fit), frames.
         moving_threshold_px: the support "moves" when its estimated motion displaces its image
             by more than this (median over the grid) in some frame, beyond the tracking noise.
-        frames: a callable returning a fresh iterator over the clip's (H, W, 3) uint8 frames.
+        frames: a callable returning a fresh iterator over the clip's (H, W) uint8 grey frames
+            (``VideoReader.iter_gray``).
     """
     count = scene.n_frames
     identity = np.tile(np.eye(4), (count, 1, 1))
@@ -409,6 +410,8 @@ def propagate(
     grid = support_grid(anchor, radius=2.0 * object_radius)
     at_placement = is_support_dynamic(scene, anchor, grid)
     best = _propagate_hypothesis(scene, anchor, grid, at_placement, smooth_sigma, moving_threshold_px, progress)
+    if frames is not None:
+        frames = _decoded_once(frames, scene)
     if frames is not None and _movers_near_support(scene, anchor, grid):
         second = _propagate_hypothesis(
             scene, anchor, grid, not at_placement, smooth_sigma, moving_threshold_px, null_progress
@@ -423,6 +426,26 @@ def propagate(
     return best
 
 
+MAX_CACHED_FRAME_BYTES = 512 * 1024 * 1024
+
+
+def _decoded_once(
+    frames: Callable[[], Iterable[np.ndarray]], scene: Scene4D
+) -> Callable[[], Iterable[np.ndarray]]:
+    """The grey frames decoded at most once: kept in memory when they fit in MAX_CACHED_FRAME_BYTES (81
+    frames at 832x480: 32 MB), otherwise decoded again on each pass."""
+    if scene.n_frames * scene.meta.width * scene.meta.height > MAX_CACHED_FRAME_BYTES:
+        return frames
+    cache: list[np.ndarray] = []
+
+    def cached() -> Iterable[np.ndarray]:
+        if not cache:
+            cache.extend(frames())
+        return iter(cache)
+
+    return cached
+
+
 def _reregistered(
     propagation: Propagation,
     scene: Scene4D,
@@ -432,8 +455,8 @@ def _reregistered(
     smooth_sigma: float,
 ) -> Propagation:
     """A moving support's motion corrected against the placement frame (place.reregister), re-smoothed."""
-    anchor_image = next(itertools.islice(frames(), anchor.frame, None), None)
-    if anchor_image is None:
+    anchor_gray = next(itertools.islice(frames(), anchor.frame, None), None)
+    if anchor_gray is None:
         return propagation
     camera = scene.cameras[anchor.frame]
     depth = np.asarray(scene.depth[anchor.frame], np.float32)
@@ -444,7 +467,7 @@ def _reregistered(
     scene_z[usable] = _sample(depth[..., None], pixels[usable])[:, 0]
     usable &= (scene_z <= 0) | (np.abs(scene_z - z) < SUPPORT_DEPTH_TOLERANCE * z)
     corrected, registered = reregister(
-        frames(), anchor_image, scene.cameras, anchor.frame, grid, usable, propagation.support_motion
+        frames(), anchor_gray, scene.cameras, anchor.frame, grid, usable, propagation.support_motion
     )
     motion = smooth_poses(corrected, smooth_sigma, valid=registered | propagation.tracked)
     motion[anchor.frame] = np.eye(4)

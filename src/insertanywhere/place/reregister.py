@@ -31,9 +31,11 @@ FB_TOLERANCE_PX = 0.5
 MAX_MEDIAN_ERROR_PX = 1.0
 MAX_CORRECTION_PX = 15.0
 """Corrections larger than this are not drift but a failed alignment (the estimate is kept)."""
+MAX_POINTS = 160
+"""Grid points aligned per frame (an even subset): PnP needs far fewer, LK costs per point."""
 LK_PARAMS = {
-    "winSize": (21, 21),
-    "maxLevel": 3,
+    "winSize": (15, 15),
+    "maxLevel": 2,
     "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01),
     "minEigThreshold": 1e-3,
 }
@@ -76,6 +78,10 @@ def register_frame(
     keep = usable & _visible(anchor_camera, grid, width, height) & _visible(camera, moved, width, height)
     if keep.sum() < MIN_POINTS:
         return None
+    if keep.sum() > MAX_POINTS:
+        chosen = np.flatnonzero(keep)[np.linspace(0, keep.sum() - 1, MAX_POINTS).astype(int)]
+        keep = np.zeros_like(keep)
+        keep[chosen] = True
     source, _ = anchor_camera.project(grid[keep])
     predicted, _ = camera.project(moved[keep])
     homography, _ = cv2.findHomography(source - 0.5, predicted - 0.5, 0)  # OpenCV: pixel centres at integers
@@ -128,7 +134,7 @@ def register_frame(
 
 def reregister(
     frames: Iterable[np.ndarray],
-    anchor_image: np.ndarray,
+    anchor_gray: np.ndarray,
     cameras: list[Camera],
     anchor_frame: int,
     grid: np.ndarray,
@@ -138,8 +144,8 @@ def reregister(
     """Correct every frame's support motion against the placement frame (streams the frames once).
 
     Args:
-        frames: the clip's (H, W, 3) uint8 RGB frames in order.
-        anchor_image: (H, W, 3) uint8 RGB placement frame.
+        frames: the clip's (H, W) uint8 grey frames in order.
+        anchor_gray: (H, W) uint8 grey placement frame.
         cameras: every frame's Camera.
         anchor_frame: the placement frame index.
         grid: (N, 3) support disk at the placement frame (world, scene units); usable: (N,) bool.
@@ -151,11 +157,9 @@ def reregister(
     corrected = np.array(motion, dtype=np.float64, copy=True)
     registered = np.zeros(len(motion), dtype=bool)
     registered[anchor_frame] = True
-    anchor_gray = cv2.cvtColor(anchor_image, cv2.COLOR_RGB2GRAY)
-    for t, frame in enumerate(frames):
+    for t, gray in enumerate(frames):
         if t == anchor_frame or t >= len(motion):
             continue
-        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         result = register_frame(anchor_gray, cameras[anchor_frame], gray, cameras[t], grid, motion[t], usable)
         if result is not None:
             corrected[t], registered[t] = result, True
