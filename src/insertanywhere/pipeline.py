@@ -16,6 +16,7 @@ import importlib.metadata
 import logging
 import platform
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,12 +144,18 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def reconstruct_scene(config: InsertConfig, scene_dir: Path, progress: Progress) -> Scene4D:
-    """Run (or reuse) the 4D reconstruction of ``config.video`` into ``scene_dir``."""
+def reconstruct_scene(
+    config: InsertConfig,
+    scene_dir: Path,
+    progress: Progress,
+    save_later: Callable[[Callable[[], None]], None] | None = None,
+) -> Scene4D:
+    """Run (or reuse) the 4D reconstruction of ``config.video`` into ``scene_dir`` (saved by ``save_later``
+    when given, see ``scene.reconstruct_to_folder``)."""
     from insertanywhere.scene import ReconstructConfig, reconstruct_to_folder
 
     recon = ReconstructConfig(flow=config.flow, depth=config.depth, dynamic=config.dynamic, fov_deg=config.fov_deg)
-    return reconstruct_to_folder(config.video, scene_dir, recon, progress=progress)
+    return reconstruct_to_folder(config.video, scene_dir, recon, progress=progress, save_later=save_later)
 
 
 def place_object(
@@ -412,22 +419,50 @@ def run_insert(config: InsertConfig, progress: Progress = null_progress, scene: 
         scene: a ready Scene4D to use instead of reconstructing (e.g. ground truth for an
             oracle benchmark); it is saved into ``OUT/scene``.
     """
-    from insertanywhere.conventions import PlacementError
 
     timer = StageTimer()
     with timer("validate"):
         reader, asset = validate_inputs(config)
         out = prepare_output_dir(config.out, config.overwrite, inputs=(Path(config.video), Path(config.object_path)))
         _clear_finished(out)
+    scene_dir = out / "scene"
+    # The scene (hundreds of MB at full resolution) is written on a thread while the frames are rendered.
+    scene_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scene")
+    scene_saves: list[Future[None]] = []
+
+    def save_later(job: Callable[[], None]) -> None:
+        scene_saves.append(scene_writer.submit(job))
+
+    try:
+        with timer("reconstruct"):
+            if scene is None:
+                scene = reconstruct_scene(config, scene_dir, progress, save_later=save_later)
+            else:
+                from insertanywhere.io.scene_store import save_scene
+
+                given = scene
+                save_later(lambda: save_scene(given, scene_dir))
+        return _insert_frames(config, reader, asset, scene, out, timer, progress, scene_saves)
+    finally:
+        scene_writer.shutdown(wait=True)
+
+
+def _insert_frames(
+    config: InsertConfig,
+    reader: VideoReader,
+    asset: ObjectAsset,
+    scene: Scene4D,
+    out: Path,
+    timer: StageTimer,
+    progress: Progress,
+    scene_saves: list[Future[None]],
+) -> InsertResult:
+    """Everything after the reconstruction: place, render, composite, write the outputs and, once the scene's
+    background save (``scene_saves``) is done, the report."""
+    from insertanywhere.conventions import PlacementError
+
     info = reader.info
     scene_dir = out / "scene"
-    with timer("reconstruct"):
-        if scene is None:
-            scene = reconstruct_scene(config, scene_dir, progress)
-        else:
-            from insertanywhere.io.scene_store import save_scene
-
-            save_scene(scene, scene_dir)
     try:
         placed = place_object(config, scene, asset, timer, progress)
     except PlacementError as err:
@@ -519,6 +554,9 @@ def run_insert(config: InsertConfig, progress: Progress = null_progress, scene: 
     preview_path = out / "preview.png"
     with timer("preview"):
         _write_preview(preview_path, previews)
+    with timer("scene_save_wait"):
+        for future in scene_saves:
+            future.result()  # re-raises a failed save
     report = _report(config, info, scene, placed, timer, track_frames)
     write_json_atomic(out / "report.json", report)
     return InsertResult(

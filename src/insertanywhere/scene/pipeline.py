@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -276,9 +277,16 @@ def reconstruct_to_folder(
     folder: str | os.PathLike[str],
     config: ReconstructConfig | None = None,
     progress: Progress = null_progress,
+    save_later: Callable[[Callable[[], None]], None] | None = None,
 ) -> Scene4D:
     """Reconstruct and save to ``folder`` (io.scene_store layout + previews/), or load the folder when it
     is complete and was made from the same input with the same config.
+
+    Args:
+        save_later: when given, saving the scene and its previews is handed to it (e.g. a thread pool's
+            submit whose future the caller keeps) and this returns at once with the in-memory scene; the
+            caller waits for it before it reports success. The folder only looks complete once
+            ``scene.json`` is written, last.
 
     Returns:
         the Scene4D (memory-mapped arrays when loaded from disk).
@@ -299,10 +307,16 @@ def reconstruct_to_folder(
     scene.meta.extra["seconds"]["total"] = round(time.perf_counter() - start, 3)
     if (folder / SCENE_JSON).exists():
         (folder / SCENE_JSON).unlink()  # the old scene is stale: mark the folder incomplete while writing
-    save_scene(scene, folder)
-    from insertanywhere.io.video import VideoReader
-    from insertanywhere.scene.previews import write_previews
 
-    frames = VideoReader(video_path).read_all()
-    write_previews(scene, folder, frames)
+    def save() -> None:
+        from insertanywhere.io.video import VideoReader
+        from insertanywhere.scene.previews import write_previews
+
+        save_scene(scene, folder)
+        write_previews(scene, folder, VideoReader(video_path).read_all())
+
+    if save_later is None:
+        save()
+    else:
+        save_later(save)
     return scene
