@@ -96,3 +96,27 @@ def test_shadow_running_under_the_camera_is_cut_not_dropped() -> None:
     pose[:3, 3] = (0.0, 0.0, 0.5)
     matte = render_shadow(box_mesh(), camera, pose, FLOOR, light, W, H, ShadowConfig(contact_opacity=0.0))
     assert matte[-1].max() > 0.9  # it reaches the bottom edge of the image
+
+
+@pytest.mark.parametrize("azimuth", [40.0, 160.0, 300.0])
+def test_card_shadow_fast_path_matches_the_rasteriser(azimuth: float) -> None:
+    from insertanywhere.render import shadow as shadow_module
+
+    camera = looking_down_camera()
+    rgba = np.zeros((64, 48, 4), np.uint8)
+    rgba[8:64, 6:42, 3] = 255
+    rgba[20:40, 14:30, 3] = 0  # a hole: the texture's alpha shapes the shadow
+    mesh = card_mesh(rgba)
+    pose = np.diag([0.8, 0.8, 0.8, 1.0])
+    light = Light.from_angles(azimuth, 40, FLOOR.normal_world, camera, strength=1.0, softness=0.03)
+    vertices = mesh.vertices @ pose[:3, :3].T
+    flat = FLOOR.project_along(vertices, light.direction_world)
+    heights = FLOOR.height(vertices)
+    fast, fast_ppu = shadow_module._rasterize_on_plane(mesh, camera, flat, heights, W, H)
+    slow, slow_ppu = shadow_module._rasterize_on_plane(mesh, camera, flat, heights, W, H, card_fast_path=False)
+    assert fast is not None and slow is not None
+    assert fast[2] == slow[2]
+    both = (fast[0] > 0.99) & (slow[0] > 0.99)
+    assert np.mean(np.abs(fast[0] - slow[0])) < 0.02  # bilinear filtering vs point samples at the edges
+    assert np.abs(fast[1] - slow[1])[both].max() < 1e-3 * max(heights.max(), 1e-6) + 1e-6
+    assert np.allclose(fast_ppu[both], slow_ppu[both], rtol=1e-3)

@@ -173,6 +173,7 @@ def _rasterize_on_plane(
     vertex_attribute: np.ndarray,
     width: int,
     height: int,
+    card_fast_path: bool = True,
 ) -> tuple[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]] | None, np.ndarray]:
     """Rasterise flattened triangles (one sample per pixel) with their texture alpha and a vertex attribute.
 
@@ -202,6 +203,8 @@ def _rasterize_on_plane(
         return None, np.zeros(0)
     x0, y0, x1, y1 = box
     region_px = pixels - np.array([x0, y0], np.float64)
+    if card_fast_path and mesh.is_card and mesh.texture is not None and mesh.uv is not None and len(mesh.vertices) == 4:
+        return _card_on_plane(mesh, camera, points_cam, region_px, vertex_attribute, box)
     visibility = rasterize_pixels(region_px, depth, mesh.faces, x1 - x0, y1 - y0, supersample=1)
     if len(visibility.pixel_index) == 0:
         return None, np.zeros(0)
@@ -220,6 +223,70 @@ def _rasterize_on_plane(
     pixels_per_unit[visibility.pixel_index] = camera.K[0, 0] / visibility.depth
     shape = (y1 - y0, x1 - x0)
     return (coverage.reshape(shape), attribute.reshape(shape), box), pixels_per_unit.reshape(shape)
+
+
+def _card_on_plane(
+    mesh: TexturedMesh,
+    camera: Camera,
+    points_cam: np.ndarray,
+    region_px: np.ndarray,
+    vertex_attribute: np.ndarray,
+    box: tuple[int, int, int, int],
+) -> tuple[tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]], np.ndarray]:
+    """``_rasterize_on_plane`` for a card's flattened quad, exactly and without a rasteriser.
+
+    A card is flattened onto the support by a parallel projection (an affine map), and a plane is seen
+    through a homography, so its texture maps to the screen by one homography: the texture's alpha is
+    warped straight into the box (``cv2.warpPerspective``, at the mip level of its footprint, as
+    ``render_card``). The vertex attribute is affine over the card, so it is the bilinear warp of the
+    corners' values; ``fx / depth`` follows from 1/z being affine in screen space over a plane.
+
+    Args:
+        mesh: the card (4 vertices: bottom-left, bottom-right, top-right, top-left; uv likewise).
+        camera: the frame's camera.
+        points_cam: (4, 3) float64 flattened corners in the camera frame, all in front of it.
+        region_px: (4, 2) float64 their pixels relative to the box's corner.
+        vertex_attribute: (4,) float64 per-corner value.
+        box: (x0, y0, x1, y1) screen box, exclusive end.
+    """
+    import cv2
+
+    x0, y0, x1, y1 = box
+    size = (x1 - x0, y1 - y0)
+    pyramid = mesh.texture_pyramid()
+    th, tw = pyramid[0].shape[:2]
+    screen_area = 0.5 * abs(
+        float(
+            (region_px[2, 0] - region_px[0, 0]) * (region_px[3, 1] - region_px[1, 1])
+            - (region_px[2, 1] - region_px[0, 1]) * (region_px[3, 0] - region_px[1, 0])
+        )
+    )
+    lod = 0.5 * np.log2(max(th * tw, 1) / max(screen_area, 1e-9))
+    alpha = pyramid[int(np.clip(np.rint(lod), 0, len(pyramid) - 1))][..., 3]
+    lh, lw = alpha.shape
+    texel_corners = np.stack([mesh.uv[:4, 0] * lw, (1.0 - mesh.uv[:4, 1]) * lh], axis=1)
+    screen = (region_px - 0.5).astype(np.float32)  # OpenCV: pixel centres at integers
+    homography = cv2.getPerspectiveTransform((texel_corners - 0.5).astype(np.float32), screen)
+    coverage = cv2.warpPerspective(alpha, homography, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    # The attribute: a 2x2 image of the corners' values (texel centres at the uv corners), warped bilinearly.
+    grid_corners = np.stack([mesh.uv[:4, 0], 1.0 - mesh.uv[:4, 1]], axis=1)
+    values = np.zeros((2, 2), np.float32)
+    for (gx, gy), value in zip(np.rint(grid_corners).astype(int), vertex_attribute[:4], strict=True):
+        values[gy, gx] = value
+    to_screen = cv2.getPerspectiveTransform(grid_corners.astype(np.float32), screen)
+    attribute = cv2.warpPerspective(
+        values, to_screen, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    ).astype(np.float64)
+    # 1/z over the plane: n . X = d in the camera frame, X = z K^-1 [x, y, 1] -> 1/z = (n . K^-1 p) / d.
+    normal = np.cross(points_cam[1] - points_cam[0], points_cam[2] - points_cam[0])
+    inv_plane = (normal @ np.linalg.inv(camera.K)) / float(normal @ points_cam[0])
+    xs = np.arange(x0, x1) + 0.5
+    ys = np.arange(y0, y1) + 0.5
+    inv_depth = inv_plane[0] * xs[None, :] + inv_plane[1] * ys[:, None] + inv_plane[2]
+    inside = coverage > 0
+    pixels_per_unit = np.where(inside, camera.K[0, 0] * inv_depth, 0.0)
+    attribute = np.where(inside, attribute, 0.0)
+    return (coverage.astype(np.float32), attribute, box), pixels_per_unit
 
 
 def _margin_box(
