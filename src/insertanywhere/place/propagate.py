@@ -47,6 +47,10 @@ MIN_MOVING_FRAMES = 3
 """The support moves only if at least this many frames saw it move (one bad flow field is not a motion)."""
 """Consecutive moving frames needed before a lost support is extrapolated at constant velocity."""
 EXTRAPOLATE_FRAMES = 12
+MOVING_SUPPORT_MOVER_SHARE = 0.5
+"""A support can move only if, in some frame, most of its visible grid lies on the reconstruction's movers."""
+STILL_PHOTOMETRIC_SLACK = 0.5
+"""Grey levels: a support whose appearance "no motion" explains within this of the estimated motion is still."""
 MOTION_GATE_PX = 3.0
 MOTION_GATE_SPEED = 0.5
 """A moving support's increment is refused when it lands further than 3 px + half its speed from the
@@ -412,7 +416,8 @@ def propagate(
     best = _propagate_hypothesis(scene, anchor, grid, at_placement, smooth_sigma, moving_threshold_px, progress)
     if frames is not None:
         frames = _decoded_once(frames, scene)
-    if frames is not None and _movers_near_support(scene, anchor, grid):
+    shares = _mover_shares(scene, grid)
+    if frames is not None and np.any(shares > 0.2):
         second = _propagate_hypothesis(
             scene, anchor, grid, not at_placement, smooth_sigma, moving_threshold_px, null_progress
         )
@@ -421,6 +426,24 @@ def propagate(
             best = best if scores[0] <= scores[1] else second
             best.motion_test["photometric_error"] = min(scores)
             best.motion_test["other_hypothesis_photometric_error"] = max(scores)
+    if best.support_moves and not np.any(shares > MOVING_SUPPORT_MOVER_SHARE):
+        # The reconstruction never saw the support's region move: what the tracking measured is flow noise
+        # (a textureless table top, a hand passing by), not a moving support.
+        best.motion_test["support_never_on_movers"] = 1.0
+        best.support_moves = False
+        best.support_motion = np.tile(np.eye(4), (count, 1, 1))
+        best.world_from_object = best.support_motion @ anchor.world_from_object
+    if frames is not None and best.support_moves:
+        # The motion must explain the support's appearance better than no motion at all: on a textureless
+        # table or under false mover masks the tracked "motion" is noise, and staying put matches as well.
+        identity = np.tile(np.eye(4), (count, 1, 1))
+        moving_error, still_error = photometric_errors(frames(), scene, anchor, grid, [best.support_motion, identity])
+        best.motion_test["moving_photometric_error"] = moving_error
+        best.motion_test["still_photometric_error"] = still_error
+        if still_error <= moving_error + STILL_PHOTOMETRIC_SLACK:
+            best.support_moves = False
+            best.support_motion = identity
+            best.world_from_object = identity @ anchor.world_from_object
     if frames is not None and best.support_moves:
         best = _reregistered(best, scene, anchor, grid, frames, smooth_sigma)
     return best
@@ -477,8 +500,10 @@ def _reregistered(
     return propagation
 
 
-def _movers_near_support(scene: Scene4D, anchor: Anchor, grid: np.ndarray) -> bool:
-    """Whether movers ever cover the support grid (else the support is plainly static scene)."""
+def _mover_shares(scene: Scene4D, grid: np.ndarray) -> np.ndarray:
+    """(T,) float: per frame, the share of the support grid's visible points (grid fixed in the world) that
+    lie on movers."""
+    shares = np.zeros(scene.n_frames)
     for t in range(scene.n_frames):
         dynamic = np.asarray(scene.dynamic_mask[t], bool)
         if not dynamic.any():
@@ -486,9 +511,9 @@ def _movers_near_support(scene: Scene4D, anchor: Anchor, grid: np.ndarray) -> bo
         height, width = dynamic.shape
         pixels, z = scene.cameras[t].project(grid)
         ok = (z > 0) & _inside(pixels, width, height)
-        if ok.any() and np.mean(_sample(dynamic[..., None].astype(np.float32), pixels[ok])[:, 0] > 0.5) > 0.2:
-            return True
-    return False
+        if ok.any():
+            shares[t] = np.mean(_sample(dynamic[..., None].astype(np.float32), pixels[ok])[:, 0] > 0.5)
+    return shares
 
 
 __all__ = ["Propagation", "propagate", "support_grid"]
