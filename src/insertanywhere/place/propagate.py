@@ -37,7 +37,7 @@ MIN_TRACKED_POINTS = 12
 STATIC_INLIER_PX = 0.5
 """A support point "agrees with a static support" when its flow lands within this of the static prediction."""
 STATIC_MAJORITY = 0.5
-SUPPORT_DEPTH_TOLERANCE = 0.03
+SUPPORT_DEPTH_TOLERANCE = 0.10
 STATIC_PREFERENCE = 1.5
 STATIC_SLACK_PX = 0.25
 """A frame's support is resting unless a motion explains its flow better than STATIC_PREFERENCE times the
