@@ -302,9 +302,11 @@ def _crossing_box(
     size: tuple[float, float, float],
     travel: float,
     lateral_dir: np.ndarray,
+    centre_s: float = 0.5,
 ) -> None:
     """A poster-covered box standing on the floor that crosses the line of sight from ``eye0`` to ``contact``
-    at ``depth`` (metres along it), moving along ``lateral_dir`` by +-``travel`` over the clip at constant speed.
+    at ``depth`` (metres along it), moving along ``lateral_dir`` at constant speed, by ``travel`` per half
+    clip, on the line of sight at clip time ``centre_s`` (0 = first frame, 1 = last).
 
     Args:
         size: (half width, thickness, height) in metres.
@@ -314,7 +316,7 @@ def _crossing_box(
     ray_xy = (contact - eye0)[:2] / distance
     center0 = np.array([eye0[0] + ray_xy[0] * depth, eye0[1] + ray_xy[1] * depth, height / 2])
     yaw = math.atan2(ray_xy[1], ray_xy[0]) - math.pi / 2  # the box's local x along the lateral direction
-    positions = [make_pose(rotation_z(yaw), center0 + lateral_dir * travel * (2.0 * s - 1.0)) for s in b.s]
+    positions = [make_pose(rotation_z(yaw), center0 + lateral_dir * travel * 2.0 * (s - centre_s)) for s in b.s]
     body = b.add_body("occluder", np.array(positions), dynamic=True)
     poster = str(b.rng.choice(POSTER_TEXTURES))
     b.add_box(name, np.zeros(3), (half_w, thickness / 2, height / 2), body=body, side=poster, top=poster, tile=0.7)
@@ -408,13 +410,22 @@ def _bisect(function: Callable[[float], float], a: float, b: float, steps: int =
 
 
 def _cart_body(
-    b: _Builder, start_xy: np.ndarray, travel_xy: np.ndarray, turn_deg: float, name: str = "cart"
+    b: _Builder,
+    start_xy: np.ndarray,
+    travel_xy: np.ndarray,
+    turn_deg: float,
+    name: str = "cart",
+    progress: np.ndarray | None = None,
 ) -> tuple[str, np.ndarray]:
-    """A cart (a box on the floor) translating by ``travel_xy`` and turning by ``turn_deg`` (eased)."""
+    """A cart (a box on the floor) translating by ``travel_xy`` and turning by ``turn_deg``.
+
+    Args:
+        progress: (T,) share of the way done at each frame (default: eased over the whole clip).
+    """
     height = float(b.rng.uniform(0.35, 0.55))
     yaw0 = float(b.rng.uniform(0, math.pi))
     poses = []
-    for e in ease(b.s):
+    for e in ease(b.s) if progress is None else progress:
         xy = start_xy + e * travel_xy
         poses.append(make_pose(rotation_z(yaw0 + math.radians(turn_deg) * e), np.array([xy[0], xy[1], 0.0])))
     body = b.add_body(name, np.array(poses), dynamic=True)
@@ -454,36 +465,49 @@ def _build_low_light(b: _Builder) -> SceneDescription:
     return b.finish(card, cameras, light, "general", contact)
 
 
+DEMO_CART_UNTIL = 0.45
+"""The demo's cart rolls during the first 45% of the clip; the post then crosses (on the line of sight at 72%),
+so the object is first carried, then hidden, each in plain view of the tracker."""
+DEMO_POST_AT = 0.72
+
+
 def _build_demo(b: _Builder) -> SceneDescription:
     """Moving camera (a short orbit), a cart carrying the object, and a post walking across in front."""
     b.build_room()
     spot_xy, radius, azimuth, height = _spot_and_camera(b)
     travel = b.rng.uniform(0.3, 0.5) * np.array([b.rng.choice([-1.0, 1.0]), b.rng.uniform(-0.2, 0.3)])
-    body, contact = _cart_body(b, spot_xy, travel, float(b.rng.choice([-1.0, 1.0]) * 25.0))
+    rolling = ease(np.clip(b.s / DEMO_CART_UNTIL, 0.0, 1.0))
+    body, contact = _cart_body(b, spot_xy, travel, float(b.rng.choice([-1.0, 1.0]) * 25.0), progress=rolling)
     mid_target = _look_target(contact) + np.array([travel[0] / 2, travel[1] / 2, 0.0])
     eye0 = b.orbit_eye(mid_target, radius, azimuth, height)
     card = b.make_card(body, contact, eye0)
     sweep = float(b.rng.choice([-1.0, 1.0]) * 12.0)
     eyes = np.array([b.orbit_eye(mid_target, radius, azimuth + sweep * float(e), height) for e in ease(b.s)])
     lateral = _horizontal_lateral(eye0, mid_target)
-    # The panel crosses the middle of the clip; aim at the object's mid-clip position.
-    mid = b.n_frames // 2
-    contact_mid = transform_points(b.bodies[body].world_from_body[mid] @ card.body_from_object, np.zeros((1, 3)))[0]
-    _passing_post(b, eyes, contact_mid, card, lateral * float(b.rng.choice([-1.0, 1.0])))
+    # The post crosses once the cart has stopped; aim at the object's position then.
+    late = round(DEMO_POST_AT * (b.n_frames - 1))
+    contact_late = transform_points(b.bodies[body].world_from_body[late] @ card.body_from_object, np.zeros((1, 3)))[0]
+    _passing_post(b, eyes, contact_late, card, lateral * float(b.rng.choice([-1.0, 1.0])), centre_s=DEMO_POST_AT)
     cameras = b.cameras_looking_at(eyes, np.tile(mid_target, (b.n_frames, 1)))
     plane_point_body = invert_pose(b.bodies[body].world_from_body[0]) @ np.append(contact, 1.0)
     return b.finish(card, cameras, b.light(eye0, contact), "general", plane_point_body[:3])
 
 
 def _passing_post(
-    b: _Builder, eyes: np.ndarray, contact: np.ndarray, card: ObjectCard, lateral_dir: np.ndarray
+    b: _Builder,
+    eyes: np.ndarray,
+    contact: np.ndarray,
+    card: ObjectCard,
+    lateral_dir: np.ndarray,
+    centre_s: float = 0.5,
 ) -> None:
     """A person-sized post walking across the line of sight at 70 % of the distance, a little wider than the
     object there: it hides the object for a few frames while most of the frame stays visible (the demo's
     occluder; ``_moving_occluder`` is the harder, frame-filling panel of the moving_occluder family).
 
     Args:
-        eyes: (T, 3) camera centres (world, metres); contact: (3,) the object's contact point at mid-clip;
+        eyes: (T, 3) camera centres (world, metres); contact: (3,) the object's contact point when the post
+            is on its line of sight;
         lateral_dir: (3,) horizontal unit direction the post moves along.
     """
     eye0 = eyes[0]
@@ -495,7 +519,9 @@ def _passing_post(
     top_world = contact[2] + card.height_m
     post_top = max(eye0[2] - (eye0[2] - top_world) * fraction + 0.15, top_world + 0.2)
     travel = 2.5 * half_w + card.width_m
-    _crossing_box(b, "occluder_post", eye0, contact, depth, (half_w, thickness, post_top), travel, lateral_dir)
+    _crossing_box(
+        b, "occluder_post", eye0, contact, depth, (half_w, thickness, post_top), travel, lateral_dir, centre_s
+    )
 
 
 FAMILIES: dict[str, FamilySpec] = {
