@@ -114,3 +114,55 @@ def smooth_poses(poses: np.ndarray, sigma_frames: float, valid: np.ndarray | Non
         out[t, :3, :3] = (rotations[t] * Rotation.from_rotvec(rotvec)).as_matrix()
         out[t, :3, 3] = _local_linear_value(off, w, poses[idx, :3, 3])
     return out
+
+
+def pnp_refined(
+    object_points: np.ndarray,
+    image_points: np.ndarray,
+    K: np.ndarray,
+    guess: np.ndarray,
+    reprojection_px: float,
+    min_inliers: int,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A camera pose from 3D-2D matches: OpenCV's RANSAC PnP seeded with ``guess``, then Levenberg-Marquardt
+    on the inliers.
+
+    Args:
+        object_points: (N, 3) float64 points (any frame, scene units); image_points: (N, 2) float64 pixels
+            (pixel-corner origin, the project's convention; PnP is invariant to it given a matching K).
+        K: (3, 3) intrinsics; guess: (4, 4) initial cam_from_points pose.
+        reprojection_px: RANSAC inlier threshold, pixels; min_inliers: fewer inliers means failure.
+
+    Returns:
+        (4, 4) float64 cam_from_points pose and the (M,) reprojection errors (px) of its inliers, or None.
+    """
+    import cv2
+
+    object_points = np.asarray(object_points, np.float64)
+    image_points = np.asarray(image_points, np.float64)
+    rvec0, _ = cv2.Rodrigues(guess[:3, :3])
+    tvec0 = guess[:3, 3].reshape(3, 1).copy()
+    ok, rvec, tvec, inliers = cv2.solvePnPRansac(
+        object_points,
+        image_points,
+        K,
+        None,
+        rvec=rvec0.copy(),
+        tvec=tvec0.copy(),
+        useExtrinsicGuess=True,
+        iterationsCount=60,
+        reprojectionError=reprojection_px,
+        confidence=0.995,
+        flags=cv2.SOLVEPNP_ITERATIVE,
+    )
+    if not ok or inliers is None or len(inliers) < min_inliers:
+        return None
+    inliers = inliers[:, 0]
+    rvec, tvec = cv2.solvePnPRefineLM(object_points[inliers], image_points[inliers], K, None, rvec, tvec)
+    pose = np.eye(4)
+    pose[:3, :3] = cv2.Rodrigues(rvec)[0]
+    pose[:3, 3] = tvec[:, 0]
+    projected = object_points[inliers] @ pose[:3, :3].T + pose[:3, 3]
+    projected = projected @ K.T
+    errors = np.linalg.norm(projected[:, :2] / projected[:, 2:] - image_points[inliers], axis=1)
+    return pose, errors

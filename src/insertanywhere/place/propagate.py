@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from insertanywhere.conventions import Camera, Scene4D, transform_points
-from insertanywhere.geometry.rigid import smooth_poses
+from insertanywhere.geometry.rigid import pnp_refined, smooth_poses
 from insertanywhere.place.anchor import Anchor
 from insertanywhere.place.reregister import reregister
 from insertanywhere.progress import Progress, null_progress
@@ -168,31 +168,11 @@ def _step(
     static_error = float(np.median(static_residual))
     resting = np.mean(static_residual < STATIC_INLIER_PX) >= STATIC_MAJORITY
     # PnP for the pose of the (moved) support points in camera "to", seeded with the static hypothesis.
-    cam_from_world = camera_to.cam_from_world
-    rvec0, _ = cv2.Rodrigues(cam_from_world[:3, :3])
-    tvec0 = cam_from_world[:3, 3].reshape(3, 1).copy()
-    success, rvec, tvec, inliers = cv2.solvePnPRansac(
-        object_points.astype(np.float64),
-        moved.astype(np.float64),
-        camera_to.K,
-        None,
-        rvec=rvec0.copy(),
-        tvec=tvec0.copy(),
-        useExtrinsicGuess=True,
-        iterationsCount=60,
-        reprojectionError=2.0,
-        confidence=0.995,
-        flags=cv2.SOLVEPNP_ITERATIVE,
-    )
-    if not success or inliers is None or len(inliers) < MIN_TRACKED_POINTS:
+    solved = pnp_refined(object_points, moved, camera_to.K, camera_to.cam_from_world, 2.0, MIN_TRACKED_POINTS)
+    if solved is None:
         return None, len(idx), np.nan, static_error
-    inliers = inliers[:, 0]
-    rvec, tvec = cv2.solvePnPRefineLM(object_points[inliers], moved[inliers], camera_to.K, None, rvec, tvec)
-    moved_cam_from_world = np.eye(4)
-    moved_cam_from_world[:3, :3] = cv2.Rodrigues(rvec)[0]
-    moved_cam_from_world[:3, 3] = tvec[:, 0]
-    projected = transform_points(moved_cam_from_world, object_points[inliers]) @ camera_to.K.T
-    moving_error = float(np.median(np.linalg.norm(projected[:, :2] / projected[:, 2:] - moved[inliers], axis=1)))
+    moved_cam_from_world, inlier_errors = solved
+    moving_error = float(np.median(inlier_errors))
     if resting or static_error <= STATIC_PREFERENCE * moving_error + STATIC_SLACK_PX:
         # Most of the support moves as a static surface would, or a motion explains the flow little
         # better than no motion: it rests in this frame. The identity (not a PnP estimate) keeps a resting
@@ -200,7 +180,7 @@ def _step(
         return np.eye(4), len(idx), static_error, static_error
     # Support motion in the world: old world positions -> new world positions.
     increment = camera_to.world_from_cam @ moved_cam_from_world
-    return increment, len(inliers), moving_error, static_error
+    return increment, len(inlier_errors), moving_error, static_error
 
 
 def is_support_dynamic(scene: Scene4D, anchor: Anchor, grid: np.ndarray) -> bool:
@@ -452,9 +432,7 @@ def propagate(
 MAX_CACHED_FRAME_BYTES = 512 * 1024 * 1024
 
 
-def _decoded_once(
-    frames: Callable[[], Iterable[np.ndarray]], scene: Scene4D
-) -> Callable[[], Iterable[np.ndarray]]:
+def _decoded_once(frames: Callable[[], Iterable[np.ndarray]], scene: Scene4D) -> Callable[[], Iterable[np.ndarray]]:
     """The grey frames decoded at most once: kept in memory when they fit in MAX_CACHED_FRAME_BYTES (81
     frames at 832x480: 32 MB), otherwise decoded again on each pass."""
     if scene.n_frames * scene.meta.width * scene.meta.height > MAX_CACHED_FRAME_BYTES:

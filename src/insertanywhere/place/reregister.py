@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from insertanywhere.conventions import Camera, transform_points
+from insertanywhere.geometry.rigid import pnp_refined
 
 MIN_POINTS = 20
 FB_TOLERANCE_PX = 0.5
@@ -102,34 +103,10 @@ def register_frame(
         return None
     object_points = grid[keep][good]
     image_points = (found[good] + 0.5).astype(np.float64)
-    cam_from_moved = camera.cam_from_world @ motion
-    rvec0, _ = cv2.Rodrigues(cam_from_moved[:3, :3])
-    tvec0 = cam_from_moved[:3, 3].reshape(3, 1).copy()
-    ok, rvec, tvec, inliers = cv2.solvePnPRansac(
-        object_points,
-        image_points,
-        camera.K,
-        None,
-        rvec=rvec0.copy(),
-        tvec=tvec0.copy(),
-        useExtrinsicGuess=True,
-        iterationsCount=60,
-        reprojectionError=1.5,
-        confidence=0.995,
-        flags=cv2.SOLVEPNP_ITERATIVE,
-    )
-    if not ok or inliers is None or len(inliers) < MIN_POINTS:
+    solved = pnp_refined(object_points, image_points, camera.K, camera.cam_from_world @ motion, 1.5, MIN_POINTS)
+    if solved is None or float(np.median(solved[1])) > MAX_MEDIAN_ERROR_PX:
         return None
-    inliers = inliers[:, 0]
-    rvec, tvec = cv2.solvePnPRefineLM(object_points[inliers], image_points[inliers], camera.K, None, rvec, tvec)
-    pose = np.eye(4)
-    pose[:3, :3] = cv2.Rodrigues(rvec)[0]
-    pose[:3, 3] = tvec[:, 0]
-    projected = transform_points(pose, object_points[inliers]) @ camera.K.T
-    error = np.linalg.norm(projected[:, :2] / projected[:, 2:] - image_points[inliers], axis=1)
-    if float(np.median(error)) > MAX_MEDIAN_ERROR_PX:
-        return None
-    return camera.world_from_cam @ pose
+    return camera.world_from_cam @ solved[0]
 
 
 def reregister(
