@@ -188,11 +188,11 @@ def occluder_mask(
     scene_z = np.asarray(geometry.scene_depth[y0:y1, x0:x1], dtype=np.float32)
     known = np.isfinite(scene_z) & (scene_z > 0)
     support_z = plane_depth(geometry.camera, geometry.support_plane, width, height, window) if exempt_support else None
-    if segment_snap and (known & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE))).any():
-        # Only worth segmenting when something claims to be in front (most frames: nothing does). Snapping
+    movers = np.asarray(geometry.dynamic_mask[y0:y1, x0:x1], bool)
+    if segment_snap and (known & ~movers & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE))).any():
+        # Only worth segmenting when a static pixel claims to be in front (most frames: none does). Snapping
         # repairs densified *static* depth: movers keep their own depth and take no part (a segment that
         # spans a moving cart's side and the wall behind it would give the wall the cart's depth).
-        movers = np.asarray(geometry.dynamic_mask[y0:y1, x0:x1], bool)
         snapped_z, snapped_known = snap_depth_to_segments(geometry.image[y0:y1, x0:x1], scene_z, known & ~movers)
         scene_z = np.where(movers, scene_z, snapped_z)
         known = np.where(movers, known, snapped_known)
