@@ -27,13 +27,13 @@ MIN_SPARSE_POINTS = 20
 SPARSE_DEPTH_AGREEMENT = 0.15
 """Triangulated points used for the support must lie within 15% of the distance the dense depth sees there."""
 LEVEL_SNAP_DEG = 15.0
+"""A support within this of the scene's dominant level plane is taken as level (see fit_support_plane)."""
 LEVEL_PREFERENCE = 0.7
+"""A level support is chosen when it scores at least 70% of the best free plane (see fit_support_plane)."""
 HIDDEN_CONTACT_WEIGHT = 0.5
 """Score factor of a support whose contact would lie behind the surface seen at the contact pixel."""
 ABOVE_CONTACT_WEIGHT = 0.3
 """Weight of support samples above the box's bottom edge (seen behind the object's base, not under it)."""
-"""A level support is chosen when it scores at least 70% of the best free plane (see fit_support_plane)."""
-"""A support within this of the scene's dominant level plane is taken as level (see fit_support_plane)."""
 MIN_DEPTH_COVERAGE = 0.01
 """Below this share of pixels with depth, the scene is taken to have no depth at all."""
 
@@ -237,9 +237,11 @@ def fit_support_plane(
     if level_inliers is not None and level_score >= LEVEL_PREFERENCE * best_score and level_inliers.sum() >= 3:
         # A level plane explains the samples about as well as the best free one: a few dozen noisy samples
         # tilt a free fit by 5-25 degrees, and supports are level far more often than tilted.
-        weights = closeness[level_inliers]
-        centroid = (points[level_inliers] * weights[:, None]).sum(0) / weights.sum()
-        return Plane.from_point_normal(centroid, up_prior), int(level_inliers.sum()), stand_in
+        return (
+            _level_plane(points[level_inliers], closeness[level_inliers], up_prior),
+            int(level_inliers.sum()),
+            stand_in,
+        )
     if best_inliers is None or best_inliers.sum() < 3 or best_score <= 0:
         raise PlacementError(
             f"no surface an object could stand on was found under the box's bottom edge {contact.tolist()} in "
@@ -250,10 +252,14 @@ def fit_support_plane(
     if up_prior is not None and np.degrees(np.arccos(np.clip(plane.normal @ up_prior, -1, 1))) < LEVEL_SNAP_DEG:
         # The local fit is a few dozen noisy samples; the scene's dominant level plane fixes "up" far better,
         # and supports are level far more often than they are tilted by a few degrees.
-        weights = closeness[best_inliers]
-        centroid = (points[best_inliers] * weights[:, None]).sum(0) / weights.sum()
-        plane = Plane.from_point_normal(centroid, up_prior)
+        plane = _level_plane(points[best_inliers], closeness[best_inliers], up_prior)
     return plane, int(best_inliers.sum()), stand_in
+
+
+def _level_plane(points: np.ndarray, weights: np.ndarray, up: np.ndarray) -> Plane:
+    """The plane with normal ``up`` (3,) through the weighted centroid of (N, 3) world points."""
+    centroid = (points * weights[:, None]).sum(0) / weights.sum()
+    return Plane.from_point_normal(centroid, up)
 
 
 def estimate_up(scene: Scene4D, frame: int, rng: np.random.Generator) -> np.ndarray | None:

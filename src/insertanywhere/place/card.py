@@ -111,14 +111,15 @@ def projective_card_texture(
     placement: Placement,
     contact: np.ndarray,
     rotation: np.ndarray,
-    rect: tuple[float, float, float, float],
+    corners: np.ndarray,
 ) -> np.ndarray:
     """The card's texture: the picture as the placement camera projects it onto the card rectangle.
 
     Args:
         rgba: (h, w, 4) uint8 straight-alpha picture, mapped onto the user's box.
         camera, placement, contact, rotation: as in ``card_corners_on_plane``.
-        rect: (x_min, y_min, x_max, y_max) of the card in object-plane coordinates (scene units).
+        corners: (4, 2) the box's corners on the card's plane (``card_corners_on_plane``); the card is
+            their bounding rectangle.
 
     Returns:
         (th, tw, 4) uint8 straight-alpha texture; its top row is the card's top edge (y_max).
@@ -126,10 +127,10 @@ def projective_card_texture(
     import cv2
 
     h, w = rgba.shape[:2]
-    x_min, y_min, x_max, y_max = rect
+    x_min, y_min = corners.min(axis=0)
+    x_max, y_max = corners.max(axis=0)
     box_x0, box_y0, box_x1, box_y1 = placement.box
     # Texture height: the picture's height, oversampled by the card's height over the box's back-projected height.
-    corners = card_corners_on_plane(camera, placement, contact, rotation)
     box_height = max(float(np.mean(corners[:2, 1] - corners[2:, 1][::-1])), 1e-12)
     th = int(np.clip(np.ceil(TEXTURE_OVERSAMPLE * h * (y_max - y_min) / box_height), 2, MAX_TEXTURE_SIDE))
     tw = int(np.clip(np.ceil(th * (x_max - x_min) / (y_max - y_min)), 2, MAX_TEXTURE_SIDE))
@@ -188,8 +189,7 @@ def anchor_card(
     height = float(y_max - y_min)
     if not np.isfinite(height) or height <= 0 or x_max <= x_min:
         raise PlacementError("the box cannot be lifted onto an upright card there; move or redraw the box")
-    rect = (float(x_min), float(y_min), float(x_max), float(y_max))
-    texture = projective_card_texture(rgba, camera, placement, contact, facing_camera, rect)
+    texture = projective_card_texture(rgba, camera, placement, contact, facing_camera, corners)
     vertices = np.array([[x_min, y_min, 0.0], [x_max, y_min, 0.0], [x_max, y_max, 0.0], [x_min, y_max, 0.0]]) / height
     faces = np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int64)  # counter-clockwise seen from +Z (the front)
     uv = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])  # v up: the texture's top row is v = 1

@@ -51,6 +51,8 @@ MOVING_SUPPORT_MOVER_SHARE = 0.5
 """A support can move only if, in some frame, most of its visible grid lies on the reconstruction's movers."""
 STILL_PHOTOMETRIC_SLACK = 0.5
 """Grey levels: a support whose appearance "no motion" explains within this of the estimated motion is still."""
+MAX_CACHED_FRAME_BYTES = 512 * 1024 * 1024
+"""Grey frames kept in memory for propagation's passes over the clip (above this they are decoded again)."""
 MOTION_GATE_PX = 3.0
 MOTION_GATE_SPEED = 0.5
 """A moving support's increment is refused when it lands further than 3 px + half its speed from the
@@ -410,26 +412,25 @@ def propagate(
         # The reconstruction never saw the support's region move: what the tracking measured is flow noise
         # (a textureless table top, a hand passing by), not a moving support.
         best.motion_test["support_never_on_movers"] = 1.0
-        best.support_moves = False
-        best.support_motion = np.tile(np.eye(4), (count, 1, 1))
-        best.world_from_object = best.support_motion @ anchor.world_from_object
+        _hold_still(best, identity, anchor)
     if frames is not None and best.support_moves:
         # The motion must explain the support's appearance better than no motion at all: on a textureless
         # table or under false mover masks the tracked "motion" is noise, and staying put matches as well.
-        identity = np.tile(np.eye(4), (count, 1, 1))
         moving_error, still_error = photometric_errors(frames(), scene, anchor, grid, [best.support_motion, identity])
         best.motion_test["moving_photometric_error"] = moving_error
         best.motion_test["still_photometric_error"] = still_error
         if still_error <= moving_error + STILL_PHOTOMETRIC_SLACK:
-            best.support_moves = False
-            best.support_motion = identity
-            best.world_from_object = identity @ anchor.world_from_object
+            _hold_still(best, identity, anchor)
     if frames is not None and best.support_moves:
         best = _reregistered(best, scene, anchor, grid, frames, smooth_sigma)
     return best
 
 
-MAX_CACHED_FRAME_BYTES = 512 * 1024 * 1024
+def _hold_still(propagation: Propagation, identity: np.ndarray, anchor: Anchor) -> None:
+    """In place: the support is judged still; ``identity`` is (T, 4, 4) identity motions."""
+    propagation.support_moves = False
+    propagation.support_motion = identity
+    propagation.world_from_object = identity @ anchor.world_from_object
 
 
 def _decoded_once(frames: Callable[[], Iterable[np.ndarray]], scene: Scene4D) -> Callable[[], Iterable[np.ndarray]]:
