@@ -91,3 +91,31 @@ def test_rotation_survives_a_mover_that_wins_one_pair():
         tracks, K, optimize_focal=False, config=CameraConfig(rotation_ba_max_nfev=1, rotation_coarse_nfev=1)
     )
     assert relative_rotation_error_deg(chain, poses) < 0.03
+
+
+def test_translation_in_front_of_a_plane_is_not_a_rotation():
+    """A homography explains a camera sliding over a floor (two-view GRIC prefers H), but no rotation does.
+
+    (A wall facing the camera would not do: sliding past it is a uniform image shift, which a pan with a long
+    lens makes too.)"""
+    rng = np.random.default_rng(3)
+    floor = np.stack([rng.uniform(-3, 3, 500), np.full(500, 1.0), rng.uniform(2, 8, 500)], 1)
+    poses = np.tile(np.eye(4), (30, 1, 1))
+    poses[:, 0, 3] = -0.01 * np.arange(30)  # 0.29 units sideways over a floor 2-8 units away
+    model, reason = select_motion_model(project_tracks(poses, floor), CameraConfig(), K=K)
+    assert model == "general", reason
+    assert reason["pairs_for_general"] >= 0.34 * reason["n_pairs"]
+
+
+def test_lens_distortion_does_not_make_a_pan_translate():
+    """A real pan's tracks carry radial distortion: both fits degrade alike, so it stays a rotation."""
+    poses = look_poses(30, "rotation")
+    tracks = project_tracks(poses, scene_points(600))
+    centred = (tracks.xy - K[:2, 2]) / K[0, 0]
+    r2 = np.sum(centred**2, axis=-1, keepdims=True)
+    tracks.xy[:] = (centred * (1.0 - 0.4 * r2)) * K[0, 0] + K[:2, 2]  # strong barrel distortion (40 px at the corners)
+    model, reason = select_motion_model(tracks, CameraConfig(), K=K)
+    assert model == "rotation", reason
+    # Distortion spoils the rotation fit a little more than the homography's: a bare "worse than H" rule fails.
+    naive, _ = select_motion_model(tracks, CameraConfig(rotation_excess_ratio=1.2, rotation_excess_width=0.0), K=K)
+    assert naive == "general"

@@ -3,10 +3,11 @@
 Motion models (chosen per clip, reason recorded):
 
 * ``static``: the tracks do not move (median displacement below a pixel threshold): all poses identity.
-* ``rotation``: a homography explains every frame pair as well as epipolar geometry does
-  (Torr's GRIC, 1998, plus the median homography transfer error of the epipolar inliers, i.e. the
-  residual parallax): rotations from homographies ``H = K R K^-1``, refined with the focal length by a
-  rotation-only bundle adjustment on bearings.
+* ``rotation``: on wide frame pairs, the best rotation-induced homography ``K R K^-1`` (focal free)
+  explains the tracks about as well as a general homography does. A camera translating in front of a
+  near-planar scene is explained by a homography too (two-view GRIC cannot tell), but not by a rotation:
+  the excess of the rotation fit over the homography fit is the test. Rotations are then refined with
+  the focal length by a rotation-only bundle adjustment on bearings.
 * ``general``: incremental structure from motion on keyframes (essential-matrix initialisation,
   PnP registration, triangulation, sparse bundle adjustment), then every other frame registered by
   PnP and one global bundle adjustment over all frames.
@@ -23,6 +24,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from scipy.optimize import minimize_scalar
 
 from insertanywhere.conventions import CameraModel
 from insertanywhere.progress import Progress, null_progress
@@ -45,6 +47,12 @@ class CameraConfig:
     pair_min_overlap: float = 0.3
     parallax_px: float = 0.8
     gric_sigma_px: float = 0.5
+    # A pair votes "translating" when the rotation fit's median error exceeds both this many times the
+    # homography's and the homography's plus rotation_excess_width times the image width (0.9 px at the
+    # default 416-pixel working width: lens distortion and rolling shutter scale with the image).
+    rotation_excess_ratio: float = 3.0
+    rotation_excess_width: float = 0.9 / 416
+    general_vote_share: float = 0.34
     keyframe_px: float = 12.0
     keyframe_overlap: float = 0.7
     min_triangulation_deg: float = 1.0
@@ -130,18 +138,69 @@ def _transfer_sq(H: np.ndarray, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
     return np.sum((mapped - xb) ** 2, axis=1)
 
 
-def pair_statistics(xa: np.ndarray, xb: np.ndarray, sigma: float) -> dict[str, float] | None:
-    """GRIC of H and F and the residual parallax for one frame pair of matches (n, 2) pixels."""
+def rotation_fit_px(xa: np.ndarray, xb: np.ndarray, center: np.ndarray, width: int) -> tuple[float, float]:
+    """Median transfer error of the best rotation-induced homography ``K R K^-1`` between matches.
+
+    The focal length is free (one shared by both views, searched over 19-119 degrees of horizontal field
+    of view); for each focal R is the orthogonal Procrustes fit of the bearings.
+
+    Args:
+        xa, xb: (n, 2) matched pixels; center: (2,) principal point; width: image width (pixels).
+
+    Returns:
+        (median transfer error in pixels, the best focal length in pixels).
+    """
+
+    def error(log_focal: float) -> np.ndarray:
+        focal = math.exp(log_focal)
+        K = np.array([[focal, 0.0, center[0]], [0.0, focal, center[1]], [0.0, 0.0, 1.0]])
+        K_inv = np.linalg.inv(K)
+        rays_a = np.concatenate([xa, np.ones((len(xa), 1))], axis=1) @ K_inv.T
+        rays_b = np.concatenate([xb, np.ones((len(xb), 1))], axis=1) @ K_inv.T
+        rays_a /= np.linalg.norm(rays_a, axis=1, keepdims=True)
+        rays_b /= np.linalg.norm(rays_b, axis=1, keepdims=True)
+        rotation = _nearest_rotation(rays_b.T @ rays_a)
+        return np.sqrt(_transfer_sq(K @ rotation @ K_inv, xa, xb))
+
+    result = minimize_scalar(
+        lambda log_focal: float(np.median(error(log_focal))),
+        bounds=(math.log(0.3 * width), math.log(3.0 * width)), method="bounded", options={"xatol": 1e-3},
+    )  # fmt: skip
+    return float(np.median(error(result.x))), float(math.exp(result.x))
+
+
+def pair_statistics(
+    xa: np.ndarray, xb: np.ndarray, config: CameraConfig, center: np.ndarray, width: int
+) -> dict[str, float] | None:
+    """Homography, fundamental-matrix and rotation fits of one frame pair's matches (n, 2) pixels.
+
+    ``homography_px`` and ``rotation_px`` are median transfer errors over the homography's RANSAC
+    inliers (so a large mover or an outlier does not weigh); ``translating`` is the pair's vote.
+    GRIC and the residual parallax of the epipolar inliers are kept as diagnostics.
+    """
     if len(xa) < 20:
         return None
-    H, _ = cv2.findHomography(xa, xb, cv2.RANSAC, 3.0 * sigma, maxIters=500)
+    sigma = config.gric_sigma_px
+    H, mask_h = cv2.findHomography(xa, xb, cv2.RANSAC, 3.0 * sigma, maxIters=500)
     F, mask_f = cv2.findFundamentalMat(xa, xb, cv2.FM_RANSAC, 2.0 * sigma, 0.999, 500)
     if H is None or F is None or F.shape != (3, 3):
         return None
+    inliers_h = mask_h.ravel().astype(bool)
     inliers_f = mask_f.ravel().astype(bool)
+    if inliers_h.sum() < 8:
+        return None
     h_err = _transfer_sq(H, xa, xb)
     f_err = _sampson_sq(F, xa, xb)
+    homography_px = float(np.sqrt(np.median(h_err[inliers_h])))
+    rotation_px, rotation_focal = rotation_fit_px(xa[inliers_h], xb[inliers_h], center, width)
+    translating = rotation_px > max(
+        config.rotation_excess_ratio * homography_px, homography_px + config.rotation_excess_width * width
+    )
     return {
+        "homography_px": homography_px,
+        "rotation_px": rotation_px,
+        "rotation_fov_deg": float(np.degrees(2.0 * np.arctan(0.5 * width / rotation_focal))),
+        "translating": bool(translating),
         "gric_h": gric(h_err, sigma, 2, 8),
         "gric_f": gric(f_err, sigma, 3, 7),
         "parallax_px": float(np.sqrt(np.median(h_err[inliers_f]))) if inliers_f.any() else 0.0,
@@ -150,11 +209,38 @@ def pair_statistics(xa: np.ndarray, xb: np.ndarray, sigma: float) -> dict[str, f
     }
 
 
-def select_motion_model(tracks: Tracks, config: CameraConfig) -> tuple[CameraModel, dict[str, Any]]:
+def static_like_tracks(tracks: Tracks) -> np.ndarray:
+    """(N,) bool: tracks that follow the dominant image motion on at least 80 % of their consecutive frame
+    pairs (homography RANSAC at 1.5 px). The others follow something else than the camera (movers); a
+    mover filling the frame can win one pair's RANSAC, but its tracks are outliers over the rest of their life.
+    """
+    outlier_pairs = np.zeros(tracks.n_tracks)
+    for t in range(1, tracks.xy.shape[0]):
+        both = np.nonzero(tracks.visible[t - 1] & tracks.visible[t])[0]
+        if len(both) >= 8:
+            xa, xb = tracks.xy[t - 1, both].astype(np.float64), tracks.xy[t, both].astype(np.float64)
+            _, inlier_mask = cv2.findHomography(xa, xb, cv2.RANSAC, 1.5)
+            if inlier_mask is not None:
+                outlier_pairs[both[inlier_mask.ravel() == 0]] += 1
+    n_pairs = np.maximum(tracks.visible.sum(axis=0) - 1, 1)
+    return outlier_pairs <= 0.2 * n_pairs
+
+
+def select_motion_model(
+    tracks: Tracks, config: CameraConfig, static_like: np.ndarray | None = None, K: np.ndarray | None = None
+) -> tuple[CameraModel, dict[str, Any]]:
     """Choose static / rotation / general for a clip and say why.
 
     Pairs are taken at the widest gap that keeps most tracks in common, so that slow forward motion
-    accumulates measurable parallax.
+    accumulates measurable parallax. A pair votes ``general`` when no rotation explains it although a
+    homography does (``rotation_px > max(ratio * homography_px, homography_px + excess * width)``): that holds
+    for translation in front of any scene, planar or not, while a real pan's lens distortion and rolling
+    shutter spoil both fits alike. A third of the pairs voting ``general`` selects it.
+
+    Args:
+        static_like: (N,) bool, the tracks that may vote (default: ``static_like_tracks(tracks)``).
+        K: (3, 3) intrinsics guess; its principal point centres the rotation fits and twice it is taken as
+            the image size (default: the tracks' extent).
     """
     n_frames = tracks.xy.shape[0]
     if n_frames < 2:
@@ -172,41 +258,45 @@ def select_motion_model(tracks: Tracks, config: CameraConfig) -> tuple[CameraMod
             "reason": f"median track motion <= {max_displacement:.2f} px (< {config.static_px}) over {gap} frames",
             "max_median_displacement_px": max_displacement,
         }
+    voters = tracks.subset(np.nonzero(static_like_tracks(tracks) if static_like is None else static_like)[0])
+    if voters.n_tracks < config.pair_min_tracks:
+        voters = tracks
+    if K is not None:
+        center = np.asarray(K, np.float64)[:2, 2]
+    else:
+        center = 0.5 * np.ceil(np.nanmax(tracks.xy.reshape(-1, 2), axis=0))
+    width = round(float(2.0 * center[0]))
     # Rotation vs general on pairs spread over the clip, each as wide as the shared tracks allow.
     stats = []
     anchors = np.linspace(0, n_frames - 2, num=min(8, n_frames - 1)).astype(int)
     for a in sorted(set(anchors.tolist())):
         best = None
         for b in range(n_frames - 1, a, -max(1, (n_frames - a) // 6)):
-            xa, xb = _common(tracks, a, b)
-            if len(xa) >= max(config.pair_min_tracks, config.pair_min_overlap * tracks.visible[a].sum()):
+            xa, xb = _common(voters, a, b)
+            if len(xa) >= max(config.pair_min_tracks, config.pair_min_overlap * voters.visible[a].sum()):
                 best = (b, xa, xb)
                 break
         if best is None:
             continue
-        pair = pair_statistics(best[1], best[2], config.gric_sigma_px)
+        pair = pair_statistics(best[1], best[2], config, center, width)
         if pair is not None and pair["displacement_px"] > 2.0:
             pair["frames"] = [int(a), int(best[0])]
             stats.append(pair)
     if not stats:
         return "rotation", {"reason": "too few matched pairs with motion to see parallax", "pairs": []}
-    votes_general = [s["gric_f"] < s["gric_h"] and s["parallax_px"] > config.parallax_px for s in stats]
-    max_parallax = max(s["parallax_px"] for s in stats)
-    summary = {
-        "pairs": stats,
-        "max_parallax_px": max_parallax,
-        "pairs_for_general": int(sum(votes_general)),
-        "n_pairs": len(stats),
-    }
-    if sum(votes_general) >= max(1, math.ceil(0.34 * len(stats))):
+    votes_general = int(sum(s["translating"] for s in stats))
+    worst = max(stats, key=lambda s: s["rotation_px"] - s["homography_px"])
+    summary = {"pairs": stats, "pairs_for_general": votes_general, "n_pairs": len(stats)}
+    if votes_general >= max(1, math.ceil(config.general_vote_share * len(stats))):
         summary["reason"] = (
-            f"GRIC prefers epipolar geometry with residual parallax up to {max_parallax:.2f} px "
-            f"on {sum(votes_general)}/{len(stats)} frame pairs"
+            f"no rotation explains {votes_general}/{len(stats)} frame pairs that a homography explains (up to "
+            f"{worst['rotation_px']:.2f} px against {worst['homography_px']:.2f} px): the camera translates"
         )
         return "general", summary
     summary["reason"] = (
-        f"a homography explains the motion (parallax <= {max_parallax:.2f} px, GRIC prefers H on "
-        f"{len(stats) - sum(votes_general)}/{len(stats)} pairs): pure rotation"
+        f"a rotation explains the motion about as well as a homography on {len(stats) - votes_general}/"
+        f"{len(stats)} frame pairs (worst {worst['rotation_px']:.2f} px against {worst['homography_px']:.2f} px): "
+        "pure rotation"
     )
     return "rotation", summary
 
@@ -273,28 +363,19 @@ def _observations(
 
 
 def estimate_rotation(
-    tracks: Tracks, K: np.ndarray, optimize_focal: bool, config: CameraConfig
+    tracks: Tracks, K: np.ndarray, optimize_focal: bool, config: CameraConfig, static_like: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Poses of a purely rotating camera.
+
+    ``static_like``: (N,) bool, the tracks that follow the camera (default: ``static_like_tracks``).
 
     Returns:
         cam_from_world (T, 4, 4) with zero translation, and the refined K (3, 3).
     """
     n_frames = tracks.xy.shape[0]
     K_inv = np.linalg.inv(K)
-    # Tracks that RANSAC rejects on many frame pairs follow something else than the camera (movers).
-    outlier_pairs = np.zeros(tracks.n_tracks)
-    for t in range(1, n_frames):
-        both = np.nonzero(tracks.visible[t - 1] & tracks.visible[t])[0]
-        if len(both) >= 8:
-            xa, xb = tracks.xy[t - 1, both].astype(np.float64), tracks.xy[t, both].astype(np.float64)
-            _, inlier_mask = cv2.findHomography(xa, xb, cv2.RANSAC, 1.5)
-            if inlier_mask is not None:
-                outlier_pairs[both[inlier_mask.ravel() == 0]] += 1
-    n_pairs = np.maximum(tracks.visible.sum(axis=0) - 1, 1)
-    static_like = outlier_pairs <= 0.2 * n_pairs
-    # Relative rotations from the static-like tracks only (a mover filling the frame can win one pair's RANSAC;
-    # its tracks are outliers over the rest of their life): RANSAC again on them, then orthogonal Procrustes
+    static_like = static_like_tracks(tracks) if static_like is None else static_like
+    # Relative rotations from the static-like tracks only: RANSAC again on them, then orthogonal Procrustes
     # on the inliers' bearings.
     world_from_cam = [np.eye(3)]
     for t in range(1, n_frames):
@@ -520,7 +601,7 @@ def estimate_general(
         xa, xb = _common(tracks, 0, second)
         if len(xa) < 30:
             break
-        stats = pair_statistics(xa, xb, config.gric_sigma_px)
+        stats = pair_statistics(xa, xb, config, K[:2, 2], round(float(2.0 * K[0, 2])))
         if stats and stats["parallax_px"] > 2.0 * config.parallax_px and recon.initialise(0, second):
             initialised = True
             break
@@ -669,7 +750,8 @@ def estimate_cameras(
     """
     config = config or CameraConfig()
     n_frames = tracks.xy.shape[0]
-    model, reason = select_motion_model(tracks, config)
+    static_like = static_like_tracks(tracks)
+    model, reason = select_motion_model(tracks, config, static_like, K)
     optimize_focal = config.optimize_focal and not K_is_known
     empty_points = np.zeros((0, 3))
     empty_ids = np.zeros(0, np.int64)
@@ -678,7 +760,7 @@ def estimate_cameras(
         reason["focal"] = "given" if K_is_known else "unobservable for a static camera: initial guess kept"
         return CameraEstimate(poses, K, "static", empty_points, empty_ids, reason, [0])
     if model == "rotation":
-        poses, K_refined = estimate_rotation(tracks, K, optimize_focal, config)
+        poses, K_refined = estimate_rotation(tracks, K, optimize_focal, config, static_like)
         reason["focal"] = "given" if K_is_known else "self-calibrated by rotation-only bundle adjustment"
         return CameraEstimate(poses, K_refined, "rotation", empty_points, empty_ids, reason, list(range(n_frames)))
     poses, K_refined, _, keyframes = estimate_general(tracks, K, optimize_focal, config, progress)
