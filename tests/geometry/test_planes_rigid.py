@@ -85,3 +85,20 @@ def test_smooth_poses_has_no_lag_on_linear_motion():
         np.abs(smooth_poses(noisy, 2.0)[6:14, 0, 3] - poses[6:14, 0, 3]).mean()
         < np.abs(noisy[6:14, 0, 3] - poses[6:14, 0, 3]).mean()
     )
+
+
+def test_keep_upright_keeps_the_twist_and_the_pivot():
+    from insertanywhere.geometry.rigid import keep_upright
+
+    up = np.array([0.0, -1.0, 0.0])
+    pivot = np.array([0.3, 1.0, 4.0])
+    yaw = Rotation.from_rotvec(up * np.radians(30)).as_matrix()
+    tilt = Rotation.from_rotvec(np.array([1.0, 0.0, 0.0]) * np.radians(8)).as_matrix()
+    motion = make_pose(tilt @ yaw, np.array([0.2, 0.05, -0.1]))
+    upright = keep_upright(motion[None], up, pivot)[0]
+    np.testing.assert_allclose(upright[:3, :3] @ up, up, atol=1e-9)  # the normal stays put
+    np.testing.assert_allclose(transform_points(upright, pivot[None]), transform_points(motion, pivot[None]))
+    turned = upright[:3, :3] @ np.array([1.0, 0.0, 0.0])
+    assert abs(abs(np.degrees(np.arctan2(turned[2], turned[0]))) - 30) < 1.0  # the 30-degree turn survives the tilt
+    pure_yaw = make_pose(yaw, np.array([0.1, 0.0, 0.2]))
+    np.testing.assert_allclose(keep_upright(pure_yaw[None], up, pivot)[0], pure_yaw, atol=1e-9)

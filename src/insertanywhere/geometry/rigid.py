@@ -166,3 +166,32 @@ def pnp_refined(
     projected = projected @ K.T
     errors = np.linalg.norm(projected[:, :2] / projected[:, 2:] - image_points[inliers], axis=1)
     return pose, errors
+
+
+def keep_upright(motions: np.ndarray, axis: np.ndarray, pivot: np.ndarray) -> np.ndarray:
+    """Rigid motions with their rotation reduced to its twist about ``axis``, moving ``pivot`` as before.
+
+    Swing-twist decomposition ``R = R_swing R_twist``: the twist is the quaternion's part along the axis.
+    A support that slides and turns on a floor (a cart, a tray on a table) keeps its normal; tracking a
+    small, nearly planar patch leaves its tilt poorly constrained, and a tilted estimate topples what stands
+    on it.
+
+    Args:
+        motions: (T, 4, 4) rigid motions (world -> world).
+        axis: (3,) unit axis in world coordinates (the support's normal).
+        pivot: (3,) world point whose motion is kept (the object's contact).
+
+    Returns:
+        (T, 4, 4) motions whose rotations are about ``axis`` only.
+    """
+    quaternions = Rotation.from_matrix(motions[:, :3, :3]).as_quat()  # (x, y, z, w)
+    along = quaternions[:, :3] @ axis
+    twist = np.concatenate([along[:, None] * axis[None], quaternions[:, 3:]], axis=1)
+    norm = np.linalg.norm(twist, axis=1, keepdims=True)
+    twist = np.where(norm > 1e-12, twist / np.maximum(norm, 1e-12), np.array([0.0, 0.0, 0.0, 1.0]))
+    upright = np.tile(np.eye(4), (len(motions), 1, 1))
+    upright[:, :3, :3] = Rotation.from_quat(twist).as_matrix()
+    moved_pivot = motions[:, :3, :3] @ pivot + motions[:, :3, 3]
+    upright[:, :3, 3] = moved_pivot - upright[:, :3, :3] @ pivot
+    return upright
+

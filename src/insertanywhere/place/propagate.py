@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from insertanywhere.conventions import Camera, Scene4D, transform_points
-from insertanywhere.geometry.rigid import pnp_refined, smooth_poses
+from insertanywhere.geometry.rigid import keep_upright, pnp_refined, smooth_poses
 from insertanywhere.place.anchor import Anchor
 from insertanywhere.place.reregister import reregister
 from insertanywhere.progress import Progress, null_progress
@@ -423,6 +423,11 @@ def propagate(
             _hold_still(best, identity, anchor)
     if frames is not None and best.support_moves:
         best = _reregistered(best, scene, anchor, grid, frames, smooth_sigma)
+    if best.support_moves:
+        # The support turns about its own normal only (a cart on a floor, a tray on a table): the tilt of a
+        # small tracked patch is poorly constrained, and a tilted estimate topples the object.
+        best.support_motion = keep_upright(best.support_motion, anchor.support_plane.normal, anchor.contact_world)
+        best.world_from_object = best.support_motion @ anchor.world_from_object
     return best
 
 
