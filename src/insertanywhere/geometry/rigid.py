@@ -194,4 +194,3 @@ def keep_upright(motions: np.ndarray, axis: np.ndarray, pivot: np.ndarray) -> np
     moved_pivot = motions[:, :3, :3] @ pivot + motions[:, :3, 3]
     upright[:, :3, 3] = moved_pivot - upright[:, :3, :3] @ pivot
     return upright
-
