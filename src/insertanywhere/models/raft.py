@@ -194,10 +194,12 @@ def build_raft(arch: RaftArchitecture = RAFT_LARGE) -> Any:
             """image1, image2: (B, 3, H, W) in [-1, 1], H and W multiples of 8 -> (B, 2, H, W) flow 1 -> 2."""
             batch = image1.shape[0]
             fmap1, fmap2 = torch.chunk(self.feature_encoder(torch.cat([image1, image2])), 2)
+            dtype = fmap1.dtype  # the network's dtype; correlation, coordinates and flow stay float32
             h8, w8 = fmap1.shape[-2:]
             channels = fmap1.shape[1]
-            # All-pairs correlation (eq. 1), pooled over the second image's dimensions (sec. 3.2).
-            corr = torch.matmul(fmap1.flatten(2).transpose(1, 2), fmap2.flatten(2)) / channels**0.5
+            # All-pairs correlation (eq. 1), pooled over the second image's dimensions (sec. 3.2); in float32 as
+            # upstream RAFT does under mixed precision (the lookup samples it at sub-pixel coordinates).
+            corr = torch.matmul(fmap1.flatten(2).transpose(1, 2).float(), fmap2.flatten(2).float()) / channels**0.5
             pyramid = [corr.reshape(batch * h8 * w8, 1, h8, w8)]
             for _ in range(arch.corr_levels - 1):
                 pyramid.append(F.avg_pool2d(pyramid[-1], 2, 2))
@@ -219,13 +221,13 @@ def build_raft(arch: RaftArchitecture = RAFT_LARGE) -> Any:
                 for level, volume in enumerate(pyramid):
                     window = sample_absolute(volume, centres / 2**level + delta)
                     features.append(window.view(batch, h8, w8, -1))
-                corr_features = torch.cat(features, dim=-1).permute(0, 3, 1, 2)
+                corr_features = torch.cat(features, dim=-1).permute(0, 3, 1, 2).to(dtype)
                 flow = coords1 - coords0
-                motion = self.update_block.motion_encoder(flow, corr_features)
+                motion = self.update_block.motion_encoder(flow.to(dtype), corr_features)
                 hidden = self.update_block.recurrent_block(hidden, torch.cat([context, motion], dim=1))
-                coords1 = coords1 + self.update_block.flow_head(hidden)
+                coords1 = coords1 + self.update_block.flow_head(hidden).float()
                 flow_up = upsample(
-                    coords1 - coords0, None if self.mask_predictor is None else self.mask_predictor(hidden)
+                    coords1 - coords0, None if self.mask_predictor is None else self.mask_predictor(hidden).float()
                 )
             return flow_up
 
@@ -295,11 +297,14 @@ class RaftFlow:
 
         height, width = image_a.shape[:2]
         pad_h, pad_w = (-height) % 8, (-width) % 8
+        # Frames go in at the model's dtype, so a model cast to bf16/fp16 runs (conv layers refuse mixed dtypes).
+        dtype = next(self.model.parameters()).dtype
 
         def to_tensor(image: np.ndarray):
             padded = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge").astype(np.float32)
-            return torch.from_numpy(padded / 127.5 - 1.0).permute(2, 0, 1)[None].to(self.device)
+            return torch.from_numpy(padded / 127.5 - 1.0).permute(2, 0, 1)[None].to(self.device, dtype)
 
         with torch.inference_mode():
             flow = self.model(to_tensor(image_a), to_tensor(image_b), num_flow_updates=self.num_flow_updates)
-        return flow[0, :, :height, :width].permute(1, 2, 0).cpu().numpy().astype(np.float32)
+        # .float() before .numpy(): numpy has no bfloat16.
+        return flow[0, :, :height, :width].permute(1, 2, 0).float().cpu().numpy()

@@ -69,6 +69,7 @@ def tiny_wan_vace_components(seed: int = 0) -> dict[str, Any]:
     torch = require("torch", "diffusion")
     diffusers = require("diffusers", "diffusion")
     transformers = require("transformers", "diffusion")
+    require_prompt_cleaner()
 
     torch.manual_seed(seed)
     vae = diffusers.AutoencoderKLWan(
@@ -130,6 +131,13 @@ def tiny_wan_vace_pipeline(seed: int = 0) -> Any:
 # ---------------------------------------------------------------------------------------------------------------------
 # loading the real model
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+def require_prompt_cleaner() -> None:
+    """ftfy, or MissingDependencyError: diffusers' Wan pipelines clean every prompt with ``ftfy.fix_text`` but import
+    it only when present, so without it ``encode_prompt`` dies with ``NameError: name 'ftfy' is not defined``
+    (seen on a GPU machine whose image lacks ftfy) after the model has loaded."""
+    require("ftfy", "diffusion")
 
 
 def torch_dtype(name: str | torch.dtype) -> torch.dtype:
@@ -212,6 +220,7 @@ def load_wan_vace_pipeline(
     torch = require("torch", "diffusion")
     diffusers = require("diffusers", "diffusion")
     require("transformers", "diffusion")
+    require_prompt_cleaner()
     if offload not in OFFLOAD_MODES:
         raise UserError(f"unknown offload mode {offload!r}; use one of {', '.join(OFFLOAD_MODES)}")
     compute_dtype = torch_dtype(dtype)

@@ -36,6 +36,7 @@ from insertanywhere.models.wan_vace import (
     estimate_vace_memory,
     load_lora,
     load_wan_vace_pipeline,
+    require_prompt_cleaner,
     resolve_device,
     set_flow_shift,
     unload_lora,
@@ -174,6 +175,7 @@ def preflight_vace(config: VaceConfig) -> str:
     config.validate()
     require("diffusers", "diffusion")
     require("transformers", "diffusion")
+    require_prompt_cleaner()
     return resolve_device(config.device, config.allow_cpu)
 
 
