@@ -71,3 +71,22 @@ def test_reregister_keeps_estimates_it_cannot_check(intrinsics):
         for m in (estimate[1], corrected[1])
     ]
     assert errors[1] < 0.3 * errors[0]  # scene units on the support, from 2 cm
+
+
+def test_follow_drift_follows_a_slow_slide_beyond_one_alignment(intrinsics):
+    """The camera model misses a slow slide of the support (the parallax a rotation camera cannot see): each
+    frame starts from its neighbour's correction, so the slide is followed past MAX_CORRECTION_PX."""
+    from insertanywhere.geometry.planes import Plane
+    from insertanywhere.place.reregister import MAX_CORRECTION_PX, follow_drift
+
+    camera = orbit_cameras(intrinsics, 1, 0.0, distance=2.5, height=1.8)[0]
+    texture = _texture()
+    truth = [make_pose(np.eye(3), np.array([0.02 * t, 0.0, 0.0])) for t in range(25)]
+    grays = [cv2.cvtColor(_image(camera, m, texture), cv2.COLOR_RGB2GRAY) for m in truth]
+    contact = np.zeros(3)
+    motion, aligned = follow_drift(grays, [camera] * 25, 0, _grid(), Plane.from_point_normal(contact, UP), contact)
+    assert aligned.all()
+    last_px = np.linalg.norm(camera.project(truth[-1][:3, 3][None])[0] - camera.project(contact[None])[0])
+    assert last_px > MAX_CORRECTION_PX  # one alignment from the placement frame could not reach it
+    np.testing.assert_allclose(motion[:, :3, 3], np.stack([m[:3, 3] for m in truth]), atol=0.01)
+    np.testing.assert_allclose(motion[:, :3, :3], np.tile(np.eye(3), (25, 1, 1)))

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from insertanywhere.conventions import Camera, transform_points
+from insertanywhere.geometry.planes import Plane, intersect_ray_plane
 from insertanywhere.geometry.rigid import pnp_refined
 
 MIN_POINTS = 20
@@ -53,7 +54,7 @@ def _visible(camera: Camera, points: np.ndarray, width: int, height: int, margin
     )
 
 
-def register_frame(
+def _align(
     anchor_gray: np.ndarray,
     anchor_camera: Camera,
     gray: np.ndarray,
@@ -61,18 +62,12 @@ def register_frame(
     grid: np.ndarray,
     motion: np.ndarray,
     usable: np.ndarray,
-) -> np.ndarray | None:
-    """The support's absolute motion at one frame, aligned to the placement frame, or None.
-
-    Args:
-        anchor_gray: (H, W) uint8 placement frame; anchor_camera: its camera.
-        gray: (H, W) uint8 frame t; camera: its camera.
-        grid: (N, 3) world points of the support disk at the placement frame (scene units).
-        motion: (4, 4) current estimate of the support's world motion from the placement frame to t.
-        usable: (N,) bool grid points that see the support in the placement frame.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Where the support's grid points really are in frame t, near where ``motion`` puts them.
 
     Returns:
-        (4, 4) float64 corrected world motion, or None when the alignment is not reliable.
+        (M, 3) world grid points (placement frame), (M, 2) float64 pixels found in frame t and (M, 2)
+        float64 pixels predicted by ``motion``; None when fewer than MIN_POINTS align.
     """
     height, width = gray.shape
     moved = transform_points(motion, grid)
@@ -101,8 +96,34 @@ def register_frame(
     good &= np.linalg.norm(found - start, axis=1) < MAX_CORRECTION_PX
     if good.sum() < MIN_POINTS:
         return None
-    object_points = grid[keep][good]
-    image_points = (found[good] + 0.5).astype(np.float64)
+    return grid[keep][good], (found[good] + 0.5).astype(np.float64), predicted[good].astype(np.float64)
+
+
+def register_frame(
+    anchor_gray: np.ndarray,
+    anchor_camera: Camera,
+    gray: np.ndarray,
+    camera: Camera,
+    grid: np.ndarray,
+    motion: np.ndarray,
+    usable: np.ndarray,
+) -> np.ndarray | None:
+    """The support's absolute motion at one frame, aligned to the placement frame, or None.
+
+    Args:
+        anchor_gray: (H, W) uint8 placement frame; anchor_camera: its camera.
+        gray: (H, W) uint8 frame t; camera: its camera.
+        grid: (N, 3) world points of the support disk at the placement frame (scene units).
+        motion: (4, 4) current estimate of the support's world motion from the placement frame to t.
+        usable: (N,) bool grid points that see the support in the placement frame.
+
+    Returns:
+        (4, 4) float64 corrected world motion, or None when the alignment is not reliable.
+    """
+    aligned = _align(anchor_gray, anchor_camera, gray, camera, grid, motion, usable)
+    if aligned is None:
+        return None
+    object_points, image_points, _ = aligned
     solved = pnp_refined(object_points, image_points, camera.K, camera.cam_from_world @ motion, 1.5, MIN_POINTS)
     if solved is None or float(np.median(solved[1])) > MAX_MEDIAN_ERROR_PX:
         return None
@@ -141,3 +162,53 @@ def reregister(
         if result is not None:
             corrected[t], registered[t] = result, True
     return corrected, registered
+
+
+def follow_drift(
+    grays: list[np.ndarray],
+    cameras: list[Camera],
+    anchor_frame: int,
+    grid: np.ndarray,
+    plane: Plane,
+    contact: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Translations of a still support along its plane that keep it on its image (rotation cameras).
+
+    Each frame is aligned to the placement frame (as ``register_frame``) starting from its neighbour's
+    result, outward from the placement frame, so a drift that grows slowly is followed beyond
+    MAX_CORRECTION_PX. The correction is the median image shift of the grid points, applied to the contact:
+    the ray through the shifted contact pixel meets the support plane at the new contact. Two degrees of
+    freedom only: the disk of a support seen at a grazing angle is nearly a line in the image, too thin
+    for PnP.
+
+    Args:
+        grays: the clip's (H, W) uint8 grey frames.
+        cameras: every frame's Camera.
+        grid: (N, 3) support disk at the placement frame (world); plane: the support plane (world);
+        contact: (3,) the object's contact point (world).
+
+    Returns:
+        (T, 4, 4) world translations and (T,) bool frames that aligned.
+    """
+    count = len(cameras)
+    motion = np.tile(np.eye(4), (count, 1, 1))
+    aligned_frames = np.zeros(count, bool)
+    aligned_frames[anchor_frame] = True
+    usable = np.ones(len(grid), bool)
+    anchor_gray, anchor_camera = grays[anchor_frame], cameras[anchor_frame]
+    for frames in (range(anchor_frame + 1, count), range(anchor_frame - 1, -1, -1)):
+        last = np.eye(4)
+        for t in frames:
+            aligned = _align(anchor_gray, anchor_camera, grays[t], cameras[t], grid, last, usable)
+            if aligned is not None:
+                _, found, predicted = aligned
+                pixel, _ = cameras[t].project(transform_points(last, contact[None]))
+                shifted = pixel[0] + np.median(found - predicted, axis=0)
+                ray = cameras[t].world_from_cam[:3, :3] @ cameras[t].pixel_rays_cam(shifted[None])[0]
+                moved = intersect_ray_plane(cameras[t].center_world, ray, plane)
+                if moved is not None:
+                    last = np.eye(4)
+                    last[:3, 3] = moved - contact
+                    aligned_frames[t] = True
+            motion[t] = last
+    return motion, aligned_frames
