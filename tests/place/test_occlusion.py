@@ -91,3 +91,20 @@ def test_refinement_snaps_a_mask_to_the_image_edge():
     assert refined[:, 25:].min() > 0.9 and refined[:, :12].max() < 0.1
     # Inside the flat dark region the soft mask is smooth, the jump happens at the image edge.
     assert refined[20, 21] - refined[20, 18] > 0.2
+
+
+def test_snap_mover_edges_pulls_a_leading_mask_back_to_the_mover():
+    """A residual mask that runs 10 px ahead of a blue panel over a grey, textured wall is cut back to the panel."""
+    from insertanywhere.place.occlusion import snap_mover_edges
+
+    rng = np.random.default_rng(0)
+    image = np.repeat(rng.integers(100, 160, (80, 120, 1), dtype=np.uint8), 3, axis=2)  # the wall
+    image[:, :50] = (30, 40, 150)  # the panel, its edge at x = 50
+    leading = np.zeros((80, 120), bool)
+    leading[:, :60] = True
+    snapped = snap_mover_edges(image, leading, band=16)
+    columns = snapped.mean(axis=0)
+    assert columns[:48].min() == 1.0 and columns[52:].max() == 0.0
+    # Evidence that cannot be trusted (a result far from the mask) leaves the mask as it was.
+    flat = np.zeros_like(image)
+    np.testing.assert_array_equal(snap_mover_edges(flat, leading, band=16), leading)
