@@ -78,6 +78,7 @@ def test_mover_without_depth_is_ordered_by_ground_contact(intrinsics):
     mover[:] = False
     mover[cy - 60 : cy - 10, cx - 5 : cx + 5] = True  # its contact is above (behind) the object's contact
     geometry.dynamic_mask[:] = mover
+    geometry.cache.clear()  # a FrameGeometry caches its movers' order: changed in place, it must be told
     assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
 
 

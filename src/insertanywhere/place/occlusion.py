@@ -20,7 +20,7 @@ real outline instead of the blocky flow-based mask.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -75,6 +75,9 @@ class FrameGeometry:
     support_region: np.ndarray | None = None
     object_size: float = 0.0
     confirm_static: Callable[[np.ndarray], np.ndarray] | None = None
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+    """Per-frame work shared by the object's and the shadow's tests (the movers' components, their order):
+    clear it after changing ``dynamic_mask`` or ``support_region`` in place."""
 
 
 def plane_depth(camera: Camera, plane: Plane, width: int, height: int, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -117,7 +120,10 @@ def dynamic_occluders(
         # The moving support is not an occluder: pixels that move as the support does (its flow) or lie on
         # its patch around the object; the rest of a mover is judged by its contact.
         dynamic = dynamic & ~geometry.support_region
-    n_labels, labels, stats, _ = cv2.connectedComponentsWithStats(dynamic.astype(np.uint8), connectivity=8)
+    if "movers" not in geometry.cache:
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(dynamic.astype(np.uint8), connectivity=8)
+        geometry.cache["movers"] = (labels, stats, {})
+    labels, stats, in_front = geometry.cache["movers"]
     contact_px, _ = geometry.camera.project(geometry.contact_world[None])
     cx, cy = np.clip(contact_px[0], 0, [dynamic.shape[1] - 1, dynamic.shape[0] - 1]).astype(int)
     support_label = 0
@@ -127,17 +133,34 @@ def dynamic_occluders(
     for label in np.unique(labels[y0:y1, x0:x1]):
         if label == 0 or label == support_label:
             continue
-        ys, xs = np.nonzero(labels == label)
-        if np.mean(depth[ys, xs] > 0) > 0.5:
-            continue  # depth known: the per-pixel test decides
-        bottom = np.percentile(ys, 98)
-        low = ys >= bottom - 1
-        contact_pixel = np.array([np.median(xs[low]) + 0.5, bottom + 0.5])
-        mover_z = _contact_depth(geometry.camera, geometry.support_plane, contact_pixel)
-        if mover_z < object_contact_z - CONTACT_MARGIN_OBJECTS * geometry.object_size:
+        key = (int(label), object_contact_z)
+        if key not in in_front:
+            in_front[key] = _mover_in_front(geometry, labels, stats, int(label), depth, object_contact_z)
+        if in_front[key]:
             out |= labels[y0:y1, x0:x1] == label
-    del n_labels, stats
     return out
+
+
+def _mover_in_front(
+    geometry: FrameGeometry,
+    labels: np.ndarray,
+    stats: np.ndarray,
+    label: int,
+    depth: np.ndarray,
+    object_contact_z: float,
+) -> bool:
+    """Whether mover component ``label`` (of ``labels``, its box in ``stats``) stands in front of the object by
+    its contact with the support; False when its depth is known (the per-pixel test decides)."""
+    left, top, box_w, box_h = stats[label, :4]
+    ys, xs = np.nonzero(labels[top : top + box_h, left : left + box_w] == label)
+    ys, xs = ys + top, xs + left
+    if np.mean(depth[ys, xs] > 0) > 0.5:
+        return False
+    bottom = np.percentile(ys, 98)
+    low = ys >= bottom - 1
+    contact_pixel = np.array([np.median(xs[low]) + 0.5, bottom + 0.5])
+    mover_z = _contact_depth(geometry.camera, geometry.support_plane, contact_pixel)
+    return bool(mover_z < object_contact_z - CONTACT_MARGIN_OBJECTS * geometry.object_size)
 
 
 def snap_depth_to_segments(image: np.ndarray, depth: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -173,6 +196,7 @@ def occluder_mask(
     object_contact_z: float,
     exempt_support: bool = True,
     segment_snap: bool = True,
+    snap_movers: bool = True,
 ) -> np.ndarray:
     """(h, w) bool over ``window``: scene pixels that hide a surface at ``surface_depth``.
 
@@ -184,6 +208,7 @@ def occluder_mask(
         object_contact_z: camera z of the object's contact point (ground-contact ordering).
         exempt_support: scene points on the support plane never hide (the object's own support).
         segment_snap: replace the depth by its median over image segments first (see snap_depth_to_segments).
+        snap_movers: re-decide the edges of movers in front by colour (see snap_mover_edges).
     """
     x0, y0, x1, y1 = window
     height, width = geometry.scene_depth.shape
@@ -210,7 +235,7 @@ def occluder_mask(
         confirmed = geometry.confirm_static(geometry.camera.unproject(pixels, scene_z[ys, xs]))
         nearer[ys[~confirmed], xs[~confirmed]] = False
     movers_in_front = dynamic_occluders(geometry, object_contact_z, window)
-    if movers_in_front.any() and not movers_in_front.all():
+    if snap_movers and movers_in_front.any() and not movers_in_front.all():
         band = max(2, round(MOVER_EDGE_BAND * geometry.image.shape[1]))
         movers_in_front = snap_mover_edges(geometry.image[y0:y1, x0:x1], movers_in_front, band)
     return nearer | movers_in_front
@@ -362,7 +387,10 @@ def shadow_visibility(
     height, width = geometry.scene_depth.shape
     support_z = plane_depth(geometry.camera, geometry.support_plane, width, height, window)
     contact_cam = transform_points(geometry.camera.cam_from_world, geometry.contact_world)
-    # No segment snapping here: the shadow's window is wide and a shadow edge matters less than the object's.
-    hidden = occluder_mask(geometry, support_z, window, float(contact_cam[2]), exempt_support=False, segment_snap=False)
+    # No segment or mover-edge snapping here: the shadow's window is wide and a shadow edge matters less than
+    # the object's.
+    hidden = occluder_mask(
+        geometry, support_z, window, float(contact_cam[2]), exempt_support=False, segment_snap=False, snap_movers=False
+    )
     x0, y0, x1, y1 = window
     return window, 1.0 - refine_against_image(geometry.image[y0:y1, x0:x1], hidden)

@@ -59,6 +59,7 @@ class CameraConfig:
     max_reprojection_px: float = 2.0
     points_min_angle_deg: float = 1.0  # the output points (they make the classical depth)
     points_max_error_px: float = 2.0
+    mover_error_px: float = 4.0  # a track no static point explains to within this is a mover (dynamic seeds)
     optimize_focal: bool = True
     ba_max_nfev: int = 20
     max_ba_points: int = 800
@@ -666,6 +667,7 @@ def triangulate_tracks(
     max_error_px: float,
     min_angle_deg: float,
     movers_out: list[np.ndarray] | None = None,
+    mover_error_px: float = 4.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multi-view midpoint triangulation of every track with fixed cameras, then outlier rejection.
 
@@ -678,7 +680,8 @@ def triangulate_tracks(
         tracks: working-resolution tracks (T, N).
         cam_from_world: (T, 4, 4); K: (3, 3) working-resolution intrinsics.
         movers_out: if given, receives the indices of the tracks with enough ray spread that no static
-            point explains (median error above ``max_error_px``): the movers.
+            point explains: the movers (median error above ``mover_error_px``; between ``max_error_px`` and
+            it, a track is dropped but not called a mover: tracks sliding along depth edges land there).
 
     Returns:
         points (P, 3) float64 and the (P,) indices of their tracks.
@@ -722,7 +725,7 @@ def triangulate_tracks(
     good = usable & (median_error < max_error_px) & (max_error < 4.0 * max_error_px)
     track_ids = np.nonzero(good)[0]
     if movers_out is not None:
-        movers_out.append(np.nonzero(usable & (median_error >= max_error_px))[0])
+        movers_out.append(np.nonzero(usable & (median_error >= max(mover_error_px, max_error_px)))[0])
     return points[track_ids], track_ids
 
 
@@ -777,8 +780,9 @@ def estimate_cameras(
     poses, K_refined, _, keyframes = estimate_general(tracks, K, optimize_focal, config, progress)
     movers: list[np.ndarray] = []
     points, point_track = triangulate_tracks(
-        tracks, poses, K_refined, config.points_max_error_px, config.points_min_angle_deg, movers
-    )
+        tracks, poses, K_refined, config.points_max_error_px, config.points_min_angle_deg, movers,
+        config.mover_error_px,
+    )  # fmt: skip
     poses, points, scale = normalise_scale(poses, points)
     reason["focal"] = "given" if K_is_known else "self-calibrated in bundle adjustment (weak prior)"
     reason["scale_normalisation"] = scale
