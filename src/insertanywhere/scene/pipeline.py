@@ -31,7 +31,9 @@ from insertanywhere.scene.intrinsics import fov_x_deg, initial_intrinsics
 from insertanywhere.scene.registry import make_depth_prior, make_dynamic_backend, make_flow_backend
 from insertanywhere.scene.tracks import Tracks, track_points
 
-PIPELINE_VERSION = 2  # 2: pycolmap bundle adjustment, faster tracker settings
+# 2: pycolmap bundle adjustment, faster tracker settings; 3: rotation-fit model test, mover-track seeds,
+# gauge-free rotation adjustment.
+PIPELINE_VERSION = 3
 
 
 def _load_frames(video_path_or_frames: str | os.PathLike[str] | np.ndarray) -> tuple[np.ndarray, float, dict]:
