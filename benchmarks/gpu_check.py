@@ -226,16 +226,11 @@ def raft_run(ctx: Any, variant: Variant) -> RunOutput:
 
 def depth_setup(work: Path) -> Any:
     import torch
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+    from transformers import DepthAnythingForDepthEstimation
 
-    backbone = Dinov2Config(
-        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, patch_size=14,
-        image_size=56, out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False,
-    )  # fmt: skip
-    config = DepthAnythingConfig(
-        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 32, 32],
-        fusion_hidden_size=16, head_hidden_size=8, patch_size=14,
-    )  # fmt: skip
+    from insertanywhere.testing import tiny_depth_anything_config
+
+    config = tiny_depth_anything_config()
     torch.manual_seed(0)
     folder = work / "depth_anything"
     DepthAnythingForDepthEstimation(config).save_pretrained(folder)
@@ -296,18 +291,9 @@ def sam2_setup(work: Path) -> Any:
     torch.manual_seed(0)
     folder = work / "sam2"
     transformers.Sam2VideoModel(config).save_pretrained(folder)
-    # 6 frames 64x48: a bright square moving right, a second one entering at frame 3; coarse masks = the squares.
-    n_frames, height, width = 6, 48, 64
-    rng = np.random.default_rng(0)
-    frames = np.repeat(rng.integers(40, 90, (1, height, width, 3), dtype=np.uint8), n_frames, axis=0)
-    coarse = np.zeros((n_frames, height, width), bool)
-    for t in range(n_frames):
-        x = 6 + 4 * t
-        frames[t, 10:22, x : x + 12] = (230, 200, 40)
-        coarse[t, 10:22, x : x + 12] = True
-        if t >= 3:
-            frames[t, 30:42, 44:56] = (40, 200, 230)
-            coarse[t, 30:42, 44:56] = True
+    from insertanywhere.testing import moving_squares
+
+    frames, coarse = moving_squares(6, 48, 64)  # a square moving right, a second one entering at frame 3
     return folder, frames, coarse
 
 
@@ -494,29 +480,9 @@ def vace_setup(work: Path) -> Any:
 
     folder = work / "wan_vace"
     tiny_wan_vace_pipeline(seed=0).save_pretrained(folder)
-    # 9 frames 16x32: a red box moving right (the composite) over a textured background, a shadow strip under it.
-    n_frames, height, width = 9, 16, 32
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:height, 0:width]
-    base = np.stack([xx * 4, yy * 6, np.full_like(xx, 90)], -1).astype(np.int32)
-    source = np.clip(base[None] + rng.integers(-20, 20, (n_frames, height, width, 3)), 0, 255).astype(np.uint8)
-    masks = np.zeros((n_frames, height, width), bool)
-    shadows = np.zeros((n_frames, height, width), np.float32)
-    top, bottom, size = height // 4, height * 5 // 8, max(4, width // 4)
-    for t in range(n_frames):
-        x0 = width // 4 + t % max(1, width // 2 - size)
-        masks[t, top:bottom, x0 : x0 + size] = True
-        shadows[t, bottom : bottom + 3, x0 - 2 : x0 + size + 2] = 0.6
-    control = source.copy()
-    control[masks] = [220, 30, 30]
-    reference = np.zeros((24, 16, 4), np.uint8)
-    reference[..., 0] = 220
-    reference[..., 1:3] = 30
-    reference[2:22, 2:14, 3] = 255
-    clip = {
-        "source_frames": source, "control_frames": control, "object_masks": masks, "shadow_mattes": shadows,
-        "reference_rgba": reference,
-    }  # fmt: skip
+    from insertanywhere.testing import tiny_insertion_clip
+
+    clip = tiny_insertion_clip(9, 16, 32)  # a red box moving right over a textured background, a shadow strip
     return folder, clip
 
 

@@ -60,18 +60,12 @@ def test_raft_loader_round_trip_and_errors(tmp_path):
 
 
 def _tiny_depth_anything(folder):
-    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
+    from transformers import DepthAnythingForDepthEstimation
 
-    backbone = Dinov2Config(
-        hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, patch_size=14,
-        image_size=56, out_features=["stage1", "stage2", "stage3", "stage4"], reshape_hidden_states=False,
-    )  # fmt: skip
-    config = DepthAnythingConfig(
-        backbone_config=backbone, reassemble_hidden_size=32, neck_hidden_sizes=[8, 16, 32, 32],
-        fusion_hidden_size=16, head_hidden_size=8, patch_size=14,
-    )  # fmt: skip
+    from insertanywhere.testing import tiny_depth_anything_config
+
     torch.manual_seed(0)
-    DepthAnythingForDepthEstimation(config).save_pretrained(folder)
+    DepthAnythingForDepthEstimation(tiny_depth_anything_config()).save_pretrained(folder)
 
 
 def test_depth_anything_tiny_prior(tmp_path):

@@ -25,6 +25,7 @@ from insertanywhere.models.sam2 import (  # noqa: E402
 from insertanywhere.scene import ReconstructConfig  # noqa: E402
 from insertanywhere.scene.registry import make_dynamic_backend  # noqa: E402
 from insertanywhere.scene.segment_sam2 import Sam2Dynamic  # noqa: E402
+from insertanywhere.testing import moving_squares  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -77,17 +78,7 @@ def tiny_sam2_folder(tmp_path_factory):
 def moving_square_clip():
     """6 frames 64x48: a bright square moving right from frame 0, a second one entering at frame 3;
     the coarse (residual-like) masks are the squares' pixels."""
-    rng = np.random.default_rng(0)
-    frames = np.repeat(rng.integers(40, 90, (1, HEIGHT, WIDTH, 3), dtype=np.uint8), N_FRAMES, axis=0)
-    coarse = np.zeros((N_FRAMES, HEIGHT, WIDTH), bool)
-    for t in range(N_FRAMES):
-        x = 6 + 4 * t
-        frames[t, 10:22, x : x + 12] = (230, 200, 40)
-        coarse[t, 10:22, x : x + 12] = True
-        if t >= 3:
-            frames[t, 30:42, 44:56] = (40, 200, 230)
-            coarse[t, 30:42, 44:56] = True
-    return frames, coarse
+    return moving_squares(N_FRAMES, HEIGHT, WIDTH)
 
 
 def test_components_boxes_points_and_coverage():

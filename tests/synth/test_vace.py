@@ -14,37 +14,9 @@ from insertanywhere.errors import InputError, UserError  # noqa: E402
 from insertanywhere.models.wan_vace import tiny_wan_vace_pipeline  # noqa: E402
 from insertanywhere.synth.vace import VaceConfig, default_prompt, preflight_vace, synthesize_vace  # noqa: E402
 from insertanywhere.synth.vace_region import generation_region, reference_on_white  # noqa: E402
+from insertanywhere.testing import tiny_insertion_clip as tiny_clip  # noqa: E402
 
 pytestmark = pytest.mark.torch
-
-
-def tiny_clip(n_frames: int = 9, height: int = 32, width: int = 48, seed: int = 0) -> dict[str, np.ndarray]:
-    """A textured clip with a red box moving right (the composited object) and a shadow strip under it."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:height, 0:width]
-    base = np.stack([xx * 4, yy * 6, np.full_like(xx, 90)], -1).astype(np.int32)
-    source = np.clip(base[None] + rng.integers(-20, 20, (n_frames, height, width, 3)), 0, 255).astype(np.uint8)
-    masks = np.zeros((n_frames, height, width), bool)
-    shadows = np.zeros((n_frames, height, width), np.float32)
-    top, bottom, size = height // 4, height * 5 // 8, max(4, width // 4)
-    for t in range(n_frames):
-        x0 = width // 4 + t % max(1, width // 2 - size)
-        masks[t, top:bottom, x0 : x0 + size] = True
-        shadows[t, bottom : bottom + 3, x0 - 2 : x0 + size + 2] = 0.6
-    control = source.copy()
-    control[masks] = [220, 30, 30]
-    control[shadows > 0] = (control[shadows > 0] * 0.4).astype(np.uint8)
-    reference = np.zeros((24, 16, 4), np.uint8)
-    reference[..., 0] = 220
-    reference[..., 1:3] = 30
-    reference[2:22, 2:14, 3] = 255
-    return {
-        "source_frames": source,
-        "control_frames": control,
-        "object_masks": masks,
-        "shadow_mattes": shadows,
-        "reference_rgba": reference,
-    }
 
 
 def tiny_config(**overrides: Any) -> VaceConfig:
