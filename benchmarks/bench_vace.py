@@ -16,36 +16,7 @@ import argparse
 import json
 import time
 
-import numpy as np
-
-
-def synthetic_clip(n_frames: int, height: int, width: int) -> dict[str, np.ndarray]:
-    """A gradient background with noise, a red box sliding right as the composite, a shadow strip under it."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:height, 0:width]
-    base = np.stack([xx * 255 // width, yy * 255 // height, np.full_like(xx, 100)], -1)
-    source = np.clip(base[None] + rng.integers(-10, 10, (n_frames, height, width, 3)), 0, 255).astype(np.uint8)
-    masks = np.zeros((n_frames, height, width), bool)
-    shadows = np.zeros((n_frames, height, width), np.float32)
-    box_h, box_w = height // 4, width // 6
-    for t in range(n_frames):
-        x0 = width // 4 + (t * width // (4 * max(n_frames, 1)))
-        y0 = height // 2
-        masks[t, y0 : y0 + box_h, x0 : x0 + box_w] = True
-        shadows[t, y0 + box_h : y0 + box_h + max(2, height // 40), x0 : x0 + box_w + box_w // 3] = 0.5
-    control = source.copy()
-    control[masks] = [200, 40, 40]
-    reference = np.zeros((64, 48, 4), np.uint8)
-    reference[..., 0] = 200
-    reference[..., 1:3] = 40
-    reference[4:60, 4:44, 3] = 255
-    return {
-        "source_frames": source,
-        "control_frames": control,
-        "object_masks": masks,
-        "shadow_mattes": shadows,
-        "reference_rgba": reference,
-    }
+from insertanywhere.testing import tiny_insertion_clip
 
 
 def main() -> None:
@@ -66,7 +37,7 @@ def main() -> None:
     from insertanywhere.synth.vace import VaceConfig, synthesize_vace
     from insertanywhere.synth.vace_region import generation_size
 
-    clip = synthetic_clip(args.frames, args.height, args.width)
+    clip = tiny_insertion_clip(args.frames, args.height, args.width)
     config = VaceConfig(
         model=args.model or "tiny",
         steps=args.steps,

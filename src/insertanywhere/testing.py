@@ -24,6 +24,42 @@ def tiny_depth_anything_config() -> Any:
     )  # fmt: skip
 
 
+def tiny_sam2_config() -> Any:
+    """A ~1M-parameter transformers ``Sam2VideoConfig`` at 64x64 input. The memory path needs memory channels
+    64 (hard-wired in transformers' memory attention) and a hidden size that is a multiple of it. Sub-configs
+    are config objects, not dicts: transformers 5.17 builds a dict ``mask_decoder_config`` as a
+    prompt-encoder config."""
+    from transformers import Sam2VideoConfig
+    from transformers.models.sam2.configuration_sam2 import Sam2HieraDetConfig, Sam2VisionConfig
+    from transformers.models.sam2_video.configuration_sam2_video import (
+        Sam2VideoMaskDecoderConfig,
+        Sam2VideoPromptEncoderConfig,
+    )
+
+    backbone = Sam2HieraDetConfig(
+        hidden_size=8, image_size=[64, 64], blocks_per_stage=[1, 2, 1, 1], embed_dim_per_stage=[8, 16, 32, 64],
+        num_attention_heads_per_stage=[1, 1, 1, 1], window_size_per_stage=[4, 4, 2, 1], global_attention_blocks=[2],
+        window_positional_embedding_background_size=[2, 2],
+    )  # fmt: skip
+    vision = Sam2VisionConfig(
+        backbone_config=backbone, backbone_channel_list=[64, 32, 16, 8],
+        backbone_feature_sizes=[[16, 16], [8, 8], [4, 4]], fpn_hidden_size=128,
+    )  # fmt: skip
+    return Sam2VideoConfig(
+        vision_config=vision,
+        prompt_encoder_config=Sam2VideoPromptEncoderConfig(
+            hidden_size=128, image_size=64, patch_size=16, mask_input_channels=4
+        ),
+        mask_decoder_config=Sam2VideoMaskDecoderConfig(
+            hidden_size=128, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32
+        ),
+        image_size=64, memory_attention_hidden_size=128, memory_attention_num_layers=1,
+        memory_attention_feed_forward_hidden_size=64, memory_attention_rope_feat_sizes=[4, 4],
+        memory_encoder_hidden_size=128, memory_encoder_output_channels=64, mask_downsampler_embed_dim=128,
+        memory_fuser_embed_dim=128, memory_fuser_intermediate_dim=64, num_maskmem=3, max_object_pointers_in_encoder=4,
+    )  # fmt: skip
+
+
 def moving_squares(n_frames: int = 6, height: int = 48, width: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """A bright square moving right from frame 0, a second one entering at frame 3, over a noisy grey floor.
 

@@ -25,7 +25,7 @@ from insertanywhere.models.sam2 import (  # noqa: E402
 from insertanywhere.scene import ReconstructConfig  # noqa: E402
 from insertanywhere.scene.registry import make_dynamic_backend  # noqa: E402
 from insertanywhere.scene.segment_sam2 import Sam2Dynamic  # noqa: E402
-from insertanywhere.testing import moving_squares  # noqa: E402
+from insertanywhere.testing import moving_squares, tiny_sam2_config  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -39,32 +39,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def tiny_sam2_config():
-    """A ~1M-parameter Sam2VideoConfig at 64x64 input. The memory path needs memory channels 64
-    (hard-wired in transformers' memory attention) and a hidden size that is a multiple of it."""
-    from transformers import Sam2VideoConfig
-    from transformers.models.sam2.configuration_sam2 import Sam2HieraDetConfig, Sam2VisionConfig
-
-    backbone = Sam2HieraDetConfig(
-        hidden_size=8, image_size=[64, 64], blocks_per_stage=[1, 2, 1, 1], embed_dim_per_stage=[8, 16, 32, 64],
-        num_attention_heads_per_stage=[1, 1, 1, 1], window_size_per_stage=[4, 4, 2, 1], global_attention_blocks=[2],
-        window_positional_embedding_background_size=[2, 2],
-    )  # fmt: skip
-    vision = Sam2VisionConfig(
-        backbone_config=backbone, backbone_channel_list=[64, 32, 16, 8],
-        backbone_feature_sizes=[[16, 16], [8, 8], [4, 4]], fpn_hidden_size=128,
-    )  # fmt: skip
-    return Sam2VideoConfig(
-        vision_config=vision,
-        prompt_encoder_config={"hidden_size": 128, "image_size": 64, "patch_size": 16, "mask_input_channels": 4},
-        mask_decoder_config={"hidden_size": 128, "mlp_dim": 64, "num_attention_heads": 2, "iou_head_hidden_dim": 32},
-        image_size=64, memory_attention_hidden_size=128, memory_attention_num_layers=1,
-        memory_attention_feed_forward_hidden_size=64, memory_attention_rope_feat_sizes=[4, 4],
-        memory_encoder_hidden_size=128, memory_encoder_output_channels=64, mask_downsampler_embed_dim=128,
-        memory_fuser_embed_dim=128, memory_fuser_intermediate_dim=64, num_maskmem=3, max_object_pointers_in_encoder=4,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
