@@ -235,9 +235,15 @@ def occluder_mask(
         confirmed = geometry.confirm_static(geometry.camera.unproject(pixels, scene_z[ys, xs]))
         nearer[ys[~confirmed], xs[~confirmed]] = False
     movers_in_front = dynamic_occluders(geometry, object_contact_z, window)
-    if snap_movers and movers_in_front.any() and not movers_in_front.all():
+    if snap_movers and movers_in_front.any():
+        # Colour models need both sides of the edge: the crop reaches a band beyond the window (an occluder
+        # covering the whole window but for a sliver has the sliver's side only outside it).
         band = max(2, round(MOVER_EDGE_BAND * geometry.image.shape[1]))
-        movers_in_front = snap_mover_edges(geometry.image[y0:y1, x0:x1], movers_in_front, band)
+        wx0, wy0, wx1, wy1 = expand_window(window, width, height, 2 * band)
+        wide = dynamic_occluders(geometry, object_contact_z, (wx0, wy0, wx1, wy1))
+        if not wide.all():
+            snapped = snap_mover_edges(geometry.image[wy0:wy1, wx0:wx1], wide, band)
+            movers_in_front = snapped[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0]
     return nearer | movers_in_front
 
 
