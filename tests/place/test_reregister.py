@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+import pytest
 
 from insertanywhere.conventions import invert_pose, make_pose, transform_points
 from insertanywhere.geometry.rigid import rotation_about_axis
@@ -73,20 +74,25 @@ def test_reregister_keeps_estimates_it_cannot_check(intrinsics):
     assert errors[1] < 0.3 * errors[0]  # scene units on the support, from 2 cm
 
 
-def test_follow_drift_follows_a_slow_slide_beyond_one_alignment(intrinsics):
+@pytest.mark.parametrize("anchor", [0, 12])
+def test_follow_drift_follows_a_slow_slide_beyond_one_alignment(intrinsics, anchor):
     """The camera model misses a slow slide of the support (the parallax a rotation camera cannot see): each
-    frame starts from its neighbour's correction, so the slide is followed past MAX_CORRECTION_PX."""
+    frame starts from its neighbour's correction, outward from the placement frame in both directions, so
+    the slide is followed past MAX_CORRECTION_PX."""
     from insertanywhere.geometry.planes import Plane
     from insertanywhere.place.reregister import MAX_CORRECTION_PX, follow_drift
 
     camera = orbit_cameras(intrinsics, 1, 0.0, distance=2.5, height=1.8)[0]
     texture = _texture()
-    truth = [make_pose(np.eye(3), np.array([0.02 * t, 0.0, 0.0])) for t in range(25)]
+    truth = [make_pose(np.eye(3), np.array([0.02 * (t - anchor), 0.0, 0.0])) for t in range(25)]
     grays = [cv2.cvtColor(_image(camera, m, texture), cv2.COLOR_RGB2GRAY) for m in truth]
     contact = np.zeros(3)
-    motion, aligned = follow_drift(grays, [camera] * 25, 0, _grid(), Plane.from_point_normal(contact, UP), contact)
+    plane = Plane.from_point_normal(contact, UP)
+    motion, aligned = follow_drift(iter(grays), [camera] * 25, anchor, _grid(), plane, contact)
     assert aligned.all()
-    last_px = np.linalg.norm(camera.project(truth[-1][:3, 3][None])[0] - camera.project(contact[None])[0])
-    assert last_px > MAX_CORRECTION_PX  # one alignment from the placement frame could not reach it
+    farthest = truth[0] if anchor else truth[-1]
+    far_px = np.linalg.norm(camera.project(farthest[:3, 3][None])[0] - camera.project(contact[None])[0])
+    if anchor == 0:
+        assert far_px > MAX_CORRECTION_PX  # one alignment from the placement frame could not reach it
     np.testing.assert_allclose(motion[:, :3, 3], np.stack([m[:3, 3] for m in truth]), atol=0.01)
     np.testing.assert_allclose(motion[:, :3, :3], np.tile(np.eye(3), (25, 1, 1)))

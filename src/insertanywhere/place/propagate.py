@@ -510,11 +510,8 @@ def _drift_corrected(
     (``photometric_errors``). The support is still "not moving" for occlusion: only its apparent place is
     corrected.
     """
-    grays = list(frames())
-    if len(grays) != scene.n_frames:
-        return propagation
     corrected, registered = follow_drift(
-        grays, scene.cameras, anchor.frame, grid, anchor.support_plane, anchor.contact_world
+        frames(), scene.cameras, anchor.frame, grid, anchor.support_plane, anchor.contact_world
     )
     propagation.motion_test["drift_registered_fraction"] = float(registered.mean())
     if registered.mean() < DRIFT_MIN_REGISTERED:
@@ -527,7 +524,9 @@ def _drift_corrected(
     propagation.motion_test["drift_px"] = shift
     if shift < DRIFT_MIN_PX:
         return propagation
-    corrected_error, still_error = photometric_errors(grays, scene, anchor, grid, [motion, propagation.support_motion])
+    corrected_error, still_error = photometric_errors(
+        frames(), scene, anchor, grid, [motion, propagation.support_motion]
+    )
     propagation.motion_test["drift_photometric_error"] = corrected_error
     if corrected_error >= still_error:
         return propagation

@@ -165,7 +165,7 @@ def reregister(
 
 
 def follow_drift(
-    grays: list[np.ndarray],
+    frames: Iterable[np.ndarray],
     cameras: list[Camera],
     anchor_frame: int,
     grid: np.ndarray,
@@ -179,10 +179,10 @@ def follow_drift(
     MAX_CORRECTION_PX. The correction is the median image shift of the grid points, applied to the contact:
     the ray through the shifted contact pixel meets the support plane at the new contact. Two degrees of
     freedom only: the disk of a support seen at a grazing angle is nearly a line in the image, too thin
-    for PnP.
+    for PnP. Streams the frames once; only the frames before the placement frame are held.
 
     Args:
-        grays: the clip's (H, W) uint8 grey frames.
+        frames: the clip's (H, W) uint8 grey frames in order.
         cameras: every frame's Camera.
         grid: (N, 3) support disk at the placement frame (world); plane: the support plane (world);
         contact: (3,) the object's contact point (world).
@@ -195,20 +195,39 @@ def follow_drift(
     aligned_frames = np.zeros(count, bool)
     aligned_frames[anchor_frame] = True
     usable = np.ones(len(grid), bool)
-    anchor_gray, anchor_camera = grays[anchor_frame], cameras[anchor_frame]
-    for frames in (range(anchor_frame + 1, count), range(anchor_frame - 1, -1, -1)):
-        last = np.eye(4)
-        for t in frames:
-            aligned = _align(anchor_gray, anchor_camera, grays[t], cameras[t], grid, last, usable)
-            if aligned is not None:
-                _, found, predicted = aligned
-                pixel, _ = cameras[t].project(transform_points(last, contact[None]))
-                shifted = pixel[0] + np.median(found - predicted, axis=0)
-                ray = cameras[t].world_from_cam[:3, :3] @ cameras[t].pixel_rays_cam(shifted[None])[0]
-                moved = intersect_ray_plane(cameras[t].center_world, ray, plane)
-                if moved is not None:
-                    last = np.eye(4)
-                    last[:3, 3] = moved - contact
-                    aligned_frames[t] = True
-            motion[t] = last
+    anchor_camera = cameras[anchor_frame]
+    anchor_gray: np.ndarray | None = None
+    before: list[np.ndarray] = []
+
+    def step(t: int, gray: np.ndarray, last: np.ndarray) -> np.ndarray:
+        assert anchor_gray is not None
+        aligned = _align(anchor_gray, anchor_camera, gray, cameras[t], grid, last, usable)
+        if aligned is not None:
+            _, found, predicted = aligned
+            pixel, _ = cameras[t].project(transform_points(last, contact[None]))
+            shifted = pixel[0] + np.median(found - predicted, axis=0)
+            ray = cameras[t].world_from_cam[:3, :3] @ cameras[t].pixel_rays_cam(shifted[None])[0]
+            moved = intersect_ray_plane(cameras[t].center_world, ray, plane)
+            if moved is not None:
+                last = np.eye(4)
+                last[:3, 3] = moved - contact
+                aligned_frames[t] = True
+        motion[t] = last
+        return last
+
+    last = np.eye(4)
+    for t, gray in enumerate(frames):
+        if t >= count:
+            break
+        if t < anchor_frame:
+            before.append(gray)
+        elif t == anchor_frame:
+            anchor_gray = gray
+        else:
+            last = step(t, gray, last)
+    if anchor_gray is None:
+        return motion, np.zeros(count, bool)
+    last = np.eye(4)
+    for t in range(len(before) - 1, -1, -1):
+        last = step(t, before[t], last)
     return motion, aligned_frames
