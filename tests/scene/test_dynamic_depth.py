@@ -3,7 +3,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from insertanywhere.scene.depth import align_prior, densify_frame, fit_planes_ransac, guided_filter, prior_to_depth
-from insertanywhere.scene.dynamic import ResidualConfig, hysteresis_masks, rigid_flow, track_seeds
+from insertanywhere.scene.dynamic import ResidualConfig, hysteresis_masks, rigid_flow
 
 K = np.array([[100.0, 0, 40], [0, 100.0, 30], [0, 0, 1]])
 
@@ -79,18 +79,3 @@ def test_align_prior_recovers_scale_and_shift():
     scale, shift = align_prior(disparity, "disparity", z_points, xy)
     assert abs(scale - 2.0) < 1e-3 and abs(shift - 0.05) < 1e-4
     np.testing.assert_allclose(prior_to_depth(disparity, "disparity", scale, shift), z_true, rtol=1e-3)
-
-
-def test_mover_tracks_seed_a_slow_mover():
-    """Evidence under the low threshold stays out, unless a mover track seeds it."""
-    config = ResidualConfig()
-    scores = np.zeros((5, 60, 80), np.float32)
-    scores[:, 20:40, 30:50] = 0.5 * (config.low + config.high)  # weak evidence only: no seed
-    assert not hysteresis_masks(scores, config).any()
-    xy = np.full((5, 1, 2), np.nan, np.float32)
-    xy[2, 0] = (40.0, 30.0)  # one mover track, seen in frame 2
-    seeds = track_seeds(xy, scores.shape, config)
-    assert seeds[2, 30, 40] and not seeds[1].any()
-    masks = hysteresis_masks(scores, config, seeds)
-    assert masks[:, 25:35, 35:45].all()  # grown through the weak evidence, in space and time
-    assert not masks[:, :15].any()

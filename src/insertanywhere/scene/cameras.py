@@ -59,7 +59,6 @@ class CameraConfig:
     max_reprojection_px: float = 2.0
     points_min_angle_deg: float = 1.0  # the output points (they make the classical depth)
     points_max_error_px: float = 2.0
-    mover_error_px: float = 4.0  # a track no static point explains to within this is a mover (dynamic seeds)
     optimize_focal: bool = True
     ba_max_nfev: int = 20
     max_ba_points: int = 800
@@ -90,7 +89,6 @@ class CameraEstimate:
         point_track: (P,) int index of the track each point comes from.
         model_reason: statistics that decided the model (goes to SceneMeta.extra).
         keyframes: indices of the frames used for structure from motion.
-        mover_track: (M,) int indices of tracks that no static point explains (general model), else (0,).
     """
 
     cam_from_world: np.ndarray
@@ -100,7 +98,6 @@ class CameraEstimate:
     point_track: np.ndarray
     model_reason: dict[str, Any] = field(default_factory=dict)
     keyframes: list[int] = field(default_factory=list)
-    mover_track: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 # ----------------------------------------------------------------------------- model selection
@@ -666,8 +663,6 @@ def triangulate_tracks(
     K: np.ndarray,
     max_error_px: float,
     min_angle_deg: float,
-    movers_out: list[np.ndarray] | None = None,
-    mover_error_px: float = 4.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Multi-view midpoint triangulation of every track with fixed cameras, then outlier rejection.
 
@@ -679,9 +674,6 @@ def triangulate_tracks(
     Args:
         tracks: working-resolution tracks (T, N).
         cam_from_world: (T, 4, 4); K: (3, 3) working-resolution intrinsics.
-        movers_out: if given, receives the indices of the tracks with enough ray spread that no static
-            point explains: the movers (median error above ``mover_error_px``; between ``max_error_px`` and
-            it, a track is dropped but not called a mover: tracks sliding along depth edges land there).
 
     Returns:
         points (P, 3) float64 and the (P,) indices of their tracks.
@@ -724,8 +716,6 @@ def triangulate_tracks(
     np.maximum.at(max_error, ids, np.where(np.isfinite(error), error, 1e9))
     good = usable & (median_error < max_error_px) & (max_error < 4.0 * max_error_px)
     track_ids = np.nonzero(good)[0]
-    if movers_out is not None:
-        movers_out.append(np.nonzero(usable & (median_error >= max(mover_error_px, max_error_px)))[0])
     return points[track_ids], track_ids
 
 
@@ -778,12 +768,10 @@ def estimate_cameras(
         reason["focal"] = "given" if K_is_known else "self-calibrated by rotation-only bundle adjustment"
         return CameraEstimate(poses, K_refined, "rotation", empty_points, empty_ids, reason, list(range(n_frames)))
     poses, K_refined, _, keyframes = estimate_general(tracks, K, optimize_focal, config, progress)
-    movers: list[np.ndarray] = []
     points, point_track = triangulate_tracks(
-        tracks, poses, K_refined, config.points_max_error_px, config.points_min_angle_deg, movers,
-        config.mover_error_px,
-    )  # fmt: skip
+        tracks, poses, K_refined, config.points_max_error_px, config.points_min_angle_deg
+    )
     poses, points, scale = normalise_scale(poses, points)
     reason["focal"] = "given" if K_is_known else "self-calibrated in bundle adjustment (weak prior)"
     reason["scale_normalisation"] = scale
-    return CameraEstimate(poses, K_refined, "general", points, point_track, reason, keyframes, movers[0])
+    return CameraEstimate(poses, K_refined, "general", points, point_track, reason, keyframes)

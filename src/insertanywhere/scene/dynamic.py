@@ -33,8 +33,6 @@ class ResidualConfig:
     high: float = 3.0
     min_area_fraction: float = 0.0015
     close_px: int = 3
-    # Mover tracks (see track_seeds) seed the hysteresis in a disk of this fraction of the image width.
-    track_seed_radius: float = 6.0 / 416
     parallax_tolerance: float = 0.3
 
 
@@ -125,38 +123,13 @@ def residual_score(
     return (residual / tolerance).astype(np.float32)
 
 
-def track_seeds(xy: np.ndarray, shape: tuple[int, int, int], config: ResidualConfig) -> np.ndarray:
-    """Dynamic evidence from mover tracks: a disk around each of their positions in each frame.
-
-    A slow mover (a cart rolling a few pixels a second) stays under the per-frame residual thresholds, but
-    over its track's life no static 3D point explains it (``cameras.triangulate_tracks``).
-
-    Args:
-        xy: (T, M, 2) float32 working-resolution positions of the mover tracks, nan where not visible.
-        shape: (T, h, w) of the masks.
-
-    Returns:
-        (T, h, w) bool seeds.
-    """
-    seeds = np.zeros(shape, np.uint8)
-    radius = max(1, round(config.track_seed_radius * shape[2]))
-    for t in range(min(shape[0], xy.shape[0])):
-        for x, y in xy[t][np.isfinite(xy[t, :, 0])]:
-            cv2.circle(seeds[t], (int(x), int(y)), radius, 1, -1)
-    return seeds > 0
-
-
-def hysteresis_masks(scores: np.ndarray, config: ResidualConfig, seeds: np.ndarray | None = None) -> np.ndarray:
-    """(T, h, w) float32 scores -> (T, h, w) bool masks: 3D hysteresis, closing, small blobs removed.
-
-    ``seeds``: optional (T, h, w) bool evidence that counts as strong (mover tracks, ``track_seeds``).
-    """
+def hysteresis_masks(scores: np.ndarray, config: ResidualConfig) -> np.ndarray:
+    """(T, h, w) float32 scores -> (T, h, w) bool masks: 3D hysteresis, closing, small blobs removed."""
     # Hysteresis (as skimage's apply_hysteresis_threshold): components of the low mask, connected in space and
     # time, that contain a high seed; a lookup table instead of per-label sums.
-    strong = scores > config.high if seeds is None else (scores > config.high) | seeds
-    labels, n_labels = ndimage.label((scores > config.low) | strong)
+    labels, n_labels = ndimage.label(scores > config.low)
     seeded = np.zeros(n_labels + 1, bool)
-    seeded[np.unique(labels[strong])] = True
+    seeded[np.unique(labels[scores > config.high])] = True
     seeded[0] = False
     masks = seeded[labels]
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * config.close_px + 1, 2 * config.close_px + 1))

@@ -25,14 +25,14 @@ from insertanywhere.progress import Progress, StageTimer, null_progress
 from insertanywhere.scene import depth as depth_stage
 from insertanywhere.scene.cameras import CameraEstimate, estimate_cameras
 from insertanywhere.scene.config import ReconstructConfig
-from insertanywhere.scene.dynamic import hysteresis_masks, residual_scores, track_seeds
+from insertanywhere.scene.dynamic import hysteresis_masks, residual_scores
 from insertanywhere.scene.flow import compute_flows, resize_flow, to_float16, to_gray
 from insertanywhere.scene.intrinsics import fov_x_deg, initial_intrinsics
 from insertanywhere.scene.registry import make_depth_prior, make_dynamic_backend, make_flow_backend
 from insertanywhere.scene.tracks import Tracks, track_points
 
-# 2: pycolmap bundle adjustment, faster tracker settings; 3: rotation-fit model test, mover-track seeds,
-# gauge-free rotation adjustment.
+# 2: pycolmap bundle adjustment, faster tracker settings; 3: rotation-fit model test, gauge-free rotation
+# adjustment.
 PIPELINE_VERSION = 3
 
 
@@ -179,10 +179,7 @@ def reconstruct(
             flow_forward, flow_backward, depth_work, estimate.K, estimate.cam_from_world, config.residual, progress,
             depth_confidence=confidence_work,
         )  # fmt: skip
-        seeds = None
-        if len(estimate.mover_track):
-            seeds = track_seeds(tracks.xy[:, estimate.mover_track], scores.shape, config.residual)
-        coarse = hysteresis_masks(scores, config.residual, seeds)
+        coarse = hysteresis_masks(scores, config.residual)
         dynamic_work = make_dynamic_backend(config)(frames_work, scores, coarse)
     with timer("upsample"):
         if config.depth == "classical":
