@@ -357,10 +357,15 @@ def solve_scale(
     return float(brentq(excess, lo, hi, xtol=guess * 1e-6, rtol=1e-9))
 
 
+def pixel_on_plane(camera: Camera, plane: Plane, pixel: np.ndarray) -> np.ndarray | None:
+    """(3,) world point where the ray through ``pixel`` (2,) meets ``plane``, or None (parallel, behind)."""
+    ray = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(pixel[None])[0]
+    return intersect_ray_plane(camera.center_world, ray, plane)
+
+
 def contact_on_plane(camera: Camera, plane: Plane, pixel: np.ndarray) -> np.ndarray:
     """(3,) world point where the ray through ``pixel`` (2,) meets the support plane."""
-    ray = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(pixel[None])[0]
-    contact = intersect_ray_plane(camera.center_world, ray, plane)
+    contact = pixel_on_plane(camera, plane, pixel)
     if contact is None:
         raise PlacementError(
             "the box's bottom edge does not meet the surface found there (it faces away from the camera); "

@@ -234,17 +234,17 @@ def occluder_mask(
         pixels = np.stack([xs + x0 + 0.5, ys + y0 + 0.5], axis=1)
         confirmed = geometry.confirm_static(geometry.camera.unproject(pixels, scene_z[ys, xs]))
         nearer[ys[~confirmed], xs[~confirmed]] = False
-    movers_in_front = dynamic_occluders(geometry, object_contact_z, window)
-    if snap_movers and movers_in_front.any():
-        # Colour models need both sides of the edge: the crop reaches a band beyond the window (an occluder
-        # covering the whole window but for a sliver has the sliver's side only outside it).
-        band = max(2, round(MOVER_EDGE_BAND * geometry.image.shape[1]))
-        wx0, wy0, wx1, wy1 = expand_window(window, width, height, 2 * band)
-        wide = dynamic_occluders(geometry, object_contact_z, (wx0, wy0, wx1, wy1))
-        if not wide.all():
-            snapped = snap_mover_edges(geometry.image[wy0:wy1, wx0:wx1], wide, band)
-            movers_in_front = snapped[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0]
-    return nearer | movers_in_front
+    if not snap_movers:
+        return nearer | dynamic_occluders(geometry, object_contact_z, window)
+    # Colour models need both sides of the edge: the crop reaches a band beyond the window (an occluder
+    # covering the whole window but for a sliver has the sliver's side only outside it).
+    band = max(2, round(MOVER_EDGE_BAND * geometry.image.shape[1]))
+    wx0, wy0, wx1, wy1 = expand_window(window, width, height, 2 * band)
+    wide = dynamic_occluders(geometry, object_contact_z, (wx0, wy0, wx1, wy1))
+    inside = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
+    if wide[inside].any() and not wide.all():
+        wide = snap_mover_edges(geometry.image[wy0:wy1, wx0:wx1], wide, band)
+    return nearer | wide[inside]
 
 
 def snap_mover_edges(image: np.ndarray, mask: np.ndarray, band: int) -> np.ndarray:

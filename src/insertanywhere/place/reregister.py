@@ -25,8 +25,9 @@ import cv2
 import numpy as np
 
 from insertanywhere.conventions import Camera, transform_points
-from insertanywhere.geometry.planes import Plane, intersect_ray_plane
+from insertanywhere.geometry.planes import Plane
 from insertanywhere.geometry.rigid import pnp_refined
+from insertanywhere.place.anchor import pixel_on_plane
 
 MIN_POINTS = 20
 FB_TOLERANCE_PX = 0.5
@@ -206,8 +207,7 @@ def follow_drift(
             _, found, predicted = aligned
             pixel, _ = cameras[t].project(transform_points(last, contact[None]))
             shifted = pixel[0] + np.median(found - predicted, axis=0)
-            ray = cameras[t].world_from_cam[:3, :3] @ cameras[t].pixel_rays_cam(shifted[None])[0]
-            moved = intersect_ray_plane(cameras[t].center_world, ray, plane)
+            moved = pixel_on_plane(cameras[t], plane, shifted)
             if moved is not None:
                 last = np.eye(4)
                 last[:3, 3] = moved - contact

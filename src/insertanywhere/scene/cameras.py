@@ -138,6 +138,16 @@ def _transfer_sq(H: np.ndarray, xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
     return np.sum((mapped - xb) ** 2, axis=1)
 
 
+def procrustes_rotation(xa: np.ndarray, xb: np.ndarray, K_inv: np.ndarray) -> np.ndarray:
+    """(3, 3) ``R_ba = argmin sum |b - R a|^2`` over the unit bearings of matched pixels xa, xb (n, 2):
+    the rotation from camera a to camera b (orthogonal Procrustes)."""
+    rays_a = np.concatenate([xa, np.ones((len(xa), 1))], axis=1) @ K_inv.T
+    rays_b = np.concatenate([xb, np.ones((len(xb), 1))], axis=1) @ K_inv.T
+    rays_a /= np.linalg.norm(rays_a, axis=1, keepdims=True)
+    rays_b /= np.linalg.norm(rays_b, axis=1, keepdims=True)
+    return _nearest_rotation(rays_b.T @ rays_a)
+
+
 def rotation_fit_px(xa: np.ndarray, xb: np.ndarray, center: np.ndarray, width: int) -> tuple[float, float]:
     """Median transfer error of the best rotation-induced homography ``K R K^-1`` between matches.
 
@@ -155,11 +165,7 @@ def rotation_fit_px(xa: np.ndarray, xb: np.ndarray, center: np.ndarray, width: i
         focal = math.exp(log_focal)
         K = np.array([[focal, 0.0, center[0]], [0.0, focal, center[1]], [0.0, 0.0, 1.0]])
         K_inv = np.linalg.inv(K)
-        rays_a = np.concatenate([xa, np.ones((len(xa), 1))], axis=1) @ K_inv.T
-        rays_b = np.concatenate([xb, np.ones((len(xb), 1))], axis=1) @ K_inv.T
-        rays_a /= np.linalg.norm(rays_a, axis=1, keepdims=True)
-        rays_b /= np.linalg.norm(rays_b, axis=1, keepdims=True)
-        rotation = _nearest_rotation(rays_b.T @ rays_a)
+        rotation = procrustes_rotation(xa, xb, K_inv)
         return np.sqrt(_transfer_sq(K @ rotation @ K_inv, xa, xb))
 
     result = minimize_scalar(
@@ -388,11 +394,8 @@ def estimate_rotation(
             if inlier_mask is not None and inlier_mask.sum() >= 3:
                 ids = ids[inlier_mask.ravel() > 0]
         if len(ids) >= 3:
-            rays_a = np.concatenate([tracks.xy[t - 1, ids].astype(np.float64), np.ones((len(ids), 1))], 1) @ K_inv.T
-            rays_b = np.concatenate([tracks.xy[t, ids].astype(np.float64), np.ones((len(ids), 1))], 1) @ K_inv.T
-            rays_a /= np.linalg.norm(rays_a, axis=1, keepdims=True)
-            rays_b /= np.linalg.norm(rays_b, axis=1, keepdims=True)
-            rel = _nearest_rotation(rays_b.T @ rays_a)  # R_ba = argmin sum |b - R a|^2 (cam_b_from_cam_a)
+            xa, xb = tracks.xy[t - 1, ids].astype(np.float64), tracks.xy[t, ids].astype(np.float64)
+            rel = procrustes_rotation(xa, xb, K_inv)  # cam_b_from_cam_a
         world_from_cam.append(world_from_cam[-1] @ rel.T)
     world_from_cam_arr = np.stack(world_from_cam)
     keep = np.nonzero((tracks.visible.sum(axis=0) >= 2) & (tracks.quality > 0.2) & static_like)[0]
