@@ -470,11 +470,13 @@ class VideoReader:
         needed = set(wanted)
         last = max(needed)
         kept: dict[int, np.ndarray] = {}
-        for index, frame in enumerate(self):
+        # Frames before the last wanted one are decoded but not converted to RGB (the conversion costs more).
+        for index, frame in enumerate(self._decode_frames(limit=last + 1)):
             if index in needed:
-                kept[index] = frame
-            if index >= last:
-                break
+                kept[index] = apply_orientation(self._to_rgb(frame), self.orientation)
+        missing = sorted(needed - kept.keys())
+        if missing:
+            raise InputError(f"{self.path}: frame {missing[0]} did not decode (the file ends early); re-encode it")
         return np.stack([kept[i] for i in wanted])
 
     def __len__(self) -> int:

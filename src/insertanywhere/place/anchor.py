@@ -149,10 +149,27 @@ def _upright_weight(plane: Plane, camera: Camera) -> float:
     """1 for a support whose seen side faces the image's up direction, falling to 0 at STEEP_SUPPORT_DEG (a
     wall). The side the camera sees is the one that counts: a plane whose camera-facing normal points down
     the image is the underside of something (or a bad fit), never a support the object can stand on."""
-    normal = plane.oriented_toward(camera.center_world).normal
+    return float(_upright_weights(plane.normal[None], np.array([plane.offset]), camera)[0])
+
+
+def _upright_weights(normals: np.ndarray, offsets: np.ndarray, camera: Camera) -> np.ndarray:
+    """``_upright_weight`` of many planes at once: (M, 3) unit normals and (M,) offsets -> (M,) weights."""
+    facing = np.sign(normals @ camera.center_world + offsets)  # orient each normal toward the camera
+    facing[facing == 0] = 1.0
     camera_up = -camera.world_from_cam[:3, 1]
-    tilt = np.degrees(np.arccos(np.clip(float(normal @ camera_up), -1.0, 1.0)))
-    return float(np.clip((STEEP_SUPPORT_DEG - tilt) / (STEEP_SUPPORT_DEG - UPRIGHT_SUPPORT_DEG), 0.0, 1.0))
+    tilt = np.degrees(np.arccos(np.clip(facing * (normals @ camera_up), -1.0, 1.0)))
+    return np.clip((STEEP_SUPPORT_DEG - tilt) / (STEEP_SUPPORT_DEG - UPRIGHT_SUPPORT_DEG), 0.0, 1.0)
+
+
+def _plane_hypotheses(points: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Planes through the point triples ``draws`` (M, 3) of ``points`` (N, 3): (M', 3) unit normals, (M',)
+    offsets and the (M,) bool mask of the triples that were not degenerate (collinear)."""
+    a, b, c = points[draws[:, 0]], points[draws[:, 1]], points[draws[:, 2]]
+    normals = np.cross(b - a, c - a)
+    norms = np.linalg.norm(normals, axis=1)
+    proper = norms >= 1e-12
+    normals = normals[proper] / norms[proper, None]
+    return normals, -np.einsum("mi,mi->m", normals, a[proper]), proper
 
 
 def fit_support_plane(
@@ -207,33 +224,38 @@ def fit_support_plane(
     threshold = 0.015 * seen_at_contact
     ray = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(contact[None])[0]
 
-    def score_of(plane: Plane) -> tuple[float, np.ndarray | None]:
-        hit = intersect_ray_plane(camera.center_world, ray, plane)
-        if hit is None:
-            return -1.0, None
-        reach = float(np.linalg.norm(hit - camera.center_world))
-        if reach < 0.97 * seen_at_contact:
-            return -1.0, None
-        inliers = np.abs(plane.signed_distance(points)) < threshold
+    ray_length = float(np.linalg.norm(ray))
+
+    def scores_of(normals: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (M,) of the planes with unit (M, 3) ``normals`` and (M,) offsets (-1: refused), and their
+        (M, N) inlier masks; all hypotheses at once (one matrix product instead of a loop)."""
+        denom = normals @ ray
+        with np.errstate(divide="ignore", invalid="ignore"):
+            along = -(normals @ camera.center_world + offsets) / denom
+        hits = (np.abs(denom) >= 1e-12) & (along > 0)
+        reach = np.where(hits, along, 0.0) * ray_length
+        inliers = np.abs(normals @ points.T + offsets[:, None]) < threshold
         # A contact hidden behind what the camera sees there is possible (feet behind a kerb) but less likely
         # than one on the surface seen at the contact pixel (a box drawn on a cart top, not behind the cart).
-        seen = 1.0 if reach <= 1.05 * seen_at_contact else HIDDEN_CONTACT_WEIGHT
-        return float(closeness[inliers].sum()) * _upright_weight(plane, camera) * seen, inliers
+        seen = np.where(reach <= 1.05 * seen_at_contact, 1.0, HIDDEN_CONTACT_WEIGHT)
+        scores = (inliers @ closeness) * _upright_weights(normals, offsets, camera) * seen
+        return np.where(hits & (reach >= 0.97 * seen_at_contact), scores, -1.0), inliers
 
-    best_score, best_inliers = -1.0, None
+    def best_of(scores: np.ndarray, inliers: np.ndarray) -> tuple[float, np.ndarray | None]:
+        """The first best-scoring hypothesis (the loop this replaced kept the first of equal scores)."""
+        if not len(scores) or scores.max() <= -1.0:
+            return -1.0, None
+        k = int(np.argmax(scores))
+        return float(scores[k]), inliers[k]
+
+    draws = rng.integers(0, len(points), size=(iterations, 3))
+    normals, offsets, _ = _plane_hypotheses(points, draws)
+    best_score, best_inliers = best_of(*scores_of(normals, offsets))
     level_score, level_inliers = -1.0, None
-    for a, b, c in rng.integers(0, len(points), size=(iterations, 3)):
-        normal = np.cross(points[b] - points[a], points[c] - points[a])
-        norm = np.linalg.norm(normal)
-        if norm >= 1e-12:
-            score, inliers = score_of(Plane.from_point_normal(points[a], normal / norm))
-            if score > best_score:
-                best_score, best_inliers = score, inliers
-        if up_prior is not None:
-            # One-point hypotheses of a level support (the scene's dominant plane's normal) through the sample.
-            score, inliers = score_of(Plane.from_point_normal(points[a], up_prior))
-            if score > level_score:
-                level_score, level_inliers = score, inliers
+    if up_prior is not None:
+        # One-point hypotheses of a level support (the scene's dominant plane's normal) through each sample.
+        up = np.asarray(up_prior, np.float64) / np.linalg.norm(up_prior)
+        level_score, level_inliers = best_of(*scores_of(np.tile(up, (iterations, 1)), -points[draws[:, 0]] @ up))
     if level_inliers is not None and level_score >= LEVEL_PREFERENCE * best_score and level_inliers.sum() >= 3:
         # A level plane explains the samples about as well as the best free one: a few dozen noisy samples
         # tilt a free fit by 5-25 degrees, and supports are level far more often than tilted.
@@ -282,17 +304,13 @@ def estimate_up(scene: Scene4D, frame: int, rng: np.random.Generator) -> np.ndar
     distances = np.linalg.norm(points - camera.center_world, axis=1)
     threshold = 0.01 * float(np.median(distances))
     camera_up = -camera.world_from_cam[:3, 1]
-    best_score, best = 0.0, None
-    for a, b, c in rng.integers(0, len(points), size=(300, 3)):
-        normal = np.cross(points[b] - points[a], points[c] - points[a])
-        norm = np.linalg.norm(normal)
-        if norm < 1e-12:
-            continue
-        plane = Plane.from_point_normal(points[a], normal / norm)
-        inliers = np.abs(plane.signed_distance(points)) < threshold
-        score = inliers.sum() * _upright_weight(plane, camera)
-        if score > best_score:
-            best_score, best = score, inliers
+    normals, offsets, _ = _plane_hypotheses(points, rng.integers(0, len(points), size=(300, 3)))
+    best = None
+    if len(normals):
+        inliers = np.abs(normals @ points.T + offsets[:, None]) < threshold
+        scores = inliers.sum(axis=1) * _upright_weights(normals, offsets, camera)
+        k = int(np.argmax(scores))
+        best = inliers[k] if scores[k] > 0 else None
     if best is None or best.mean() < 0.15:
         return None
     normal = fit_plane_lstsq(points[best]).normal

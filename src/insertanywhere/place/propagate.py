@@ -96,16 +96,31 @@ def support_grid(anchor: Anchor, radius: float, n_side: int = 24) -> np.ndarray:
 
 
 def _sample(field_: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """Bilinear sample of an (H, W, C) field at (N, 2) pixel positions (pixel-corner convention)."""
-    coords = (pixels - 0.5).astype(np.float32).reshape(-1, 1, 2)
-    mapped = cv2.remap(
-        np.ascontiguousarray(field_, dtype=np.float32),
-        coords[..., 0],
-        coords[..., 1],
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    return mapped.reshape(len(pixels), -1)
+    """Bilinear sample of an (H, W) or (H, W, C) field of any dtype at (N, 2) pixel positions.
+
+    Pixel-corner convention (pixel (i, j)'s centre is (j + 0.5, i + 0.5)); positions beyond the border take the
+    border's value, non-finite positions give nan. Only the four neighbours of each position are read and cast,
+    so a float16 flow or a bool mask is sampled without a float32 copy of the whole frame (a full-frame cast
+    per support step cost a third of propagation).
+
+    Returns:
+        (N, C) float32 (C = 1 for an (H, W) field).
+    """
+    values = field_ if field_.ndim == 3 else field_[..., None]
+    height, width = values.shape[:2]
+    finite = np.isfinite(pixels).all(axis=1)
+    x = np.clip(np.where(finite, pixels[:, 0], 0.5) - 0.5, 0.0, width - 1.0)
+    y = np.clip(np.where(finite, pixels[:, 1], 0.5) - 0.5, 0.0, height - 1.0)
+    x0 = np.minimum(x.astype(np.intp), max(width - 2, 0))
+    y0 = np.minimum(y.astype(np.intp), max(height - 2, 0))
+    x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
+    fx = (x - x0).astype(np.float32)[:, None]
+    fy = (y - y0).astype(np.float32)[:, None]
+    top = values[y0, x0].astype(np.float32) * (1 - fx) + values[y0, x1].astype(np.float32) * fx
+    bottom = values[y1, x0].astype(np.float32) * (1 - fx) + values[y1, x1].astype(np.float32) * fx
+    out = top * (1 - fy) + bottom * fy
+    out[~finite] = np.nan
+    return out
 
 
 def _inside(pixels: np.ndarray, width: int, height: int, margin: float = 1.0) -> np.ndarray:
@@ -147,11 +162,11 @@ def _step(
     ok = (z > 0) & _inside(pixels, width, height)
     if ok.sum() < MIN_TRACKED_POINTS:
         return None, int(ok.sum()), np.nan, np.nan
-    scene_z = _sample(depth_from[..., None], pixels[ok])[:, 0]
+    scene_z = _sample(depth_from, pixels[ok])[:, 0]
     # Where the scene's depth is known, a grid point must see the support itself: not an occluder in
     # front, nor the floor beyond the table's edge (the grid is a disk and may overhang its support).
     visible = (scene_z <= 0) | (np.abs(scene_z - z[ok]) < SUPPORT_DEPTH_TOLERANCE * z[ok])
-    on_mover = _sample(dynamic_from[..., None].astype(np.float32), pixels[ok])[:, 0] > 0.5
+    on_mover = _sample(dynamic_from, pixels[ok])[:, 0] > 0.5
     if not support_is_dynamic:
         # Part of the static scene: a mover over it (a hand, a passer-by) is not the support. A support that
         # is a mover keeps every point: the mover masks are too coarse to say which mover is the support.
@@ -198,7 +213,7 @@ def is_support_dynamic(scene: Scene4D, anchor: Anchor, grid: np.ndarray) -> bool
     ok = (z > 0) & _inside(pixels, width, height)
     if not ok.any():
         return False
-    on_mover = _sample(dynamic[..., None].astype(np.float32), pixels[ok])[:, 0] > 0.5
+    on_mover = _sample(dynamic, pixels[ok])[:, 0] > 0.5
     return bool(np.mean(on_mover) > 0.5)
 
 
@@ -240,9 +255,9 @@ def _track_direction(
             scene.cameras[previous],
             scene.cameras[t],
             points,
-            np.asarray(flow, np.float32),
-            np.asarray(flow_back, np.float32),
-            np.asarray(scene.depth[previous], np.float32),
+            np.asarray(flow),
+            np.asarray(flow_back),
+            np.asarray(scene.depth[previous]),
             np.asarray(scene.dynamic_mask[previous], bool),
             support_is_dynamic,
         )
@@ -341,14 +356,14 @@ def photometric_errors(
     """
     samples: list[list[np.ndarray | None]] = [[] for _ in motions]
     for t, frame in enumerate(frames):
-        gray = (cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame).astype(np.float32)
+        gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if frame.ndim == 3 else frame
         height, width = gray.shape
         for k, motion in enumerate(motions):
             pixels, z = scene.cameras[t].project(transform_points(motion[t], grid))
             inside = (z > 0) & _inside(pixels, width, height)
             values = np.full(len(grid), np.nan, np.float32)
             if inside.any():
-                values[inside] = _sample(gray[..., None], pixels[inside])[:, 0]
+                values[inside] = _sample(gray, pixels[inside])[:, 0]
             samples[k].append(values)
     scores = []
     for per_frame in samples:
@@ -477,7 +492,7 @@ def _reregistered(
     pixels, z = camera.project(grid)
     usable = (z > 0) & _inside(pixels, width, height)
     scene_z = np.zeros(len(grid), np.float32)
-    scene_z[usable] = _sample(depth[..., None], pixels[usable])[:, 0]
+    scene_z[usable] = _sample(depth, pixels[usable])[:, 0]
     usable &= (scene_z <= 0) | (np.abs(scene_z - z) < SUPPORT_DEPTH_TOLERANCE * z)
     corrected, registered = reregister(
         frames(), anchor_gray, scene.cameras, anchor.frame, grid, usable, propagation.support_motion
@@ -548,7 +563,7 @@ def _mover_shares(scene: Scene4D, grid: np.ndarray) -> np.ndarray:
         pixels, z = scene.cameras[t].project(grid)
         ok = (z > 0) & _inside(pixels, width, height)
         if ok.any():
-            shares[t] = np.mean(_sample(dynamic[..., None].astype(np.float32), pixels[ok])[:, 0] > 0.5)
+            shares[t] = np.mean(_sample(dynamic, pixels[ok])[:, 0] > 0.5)
     return shares
 
 

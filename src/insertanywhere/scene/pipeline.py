@@ -312,10 +312,11 @@ def reconstruct_to_folder(
 
     def save() -> None:
         from insertanywhere.io.video import VideoReader
-        from insertanywhere.scene.previews import write_previews
+        from insertanywhere.scene.previews import strip_frames, write_previews
 
         save_scene(scene, folder)
-        write_previews(scene, folder, VideoReader(video_path).read_all())
+        shown = strip_frames(scene)
+        write_previews(scene, folder, dict(zip(shown, VideoReader(video_path).read_frames(shown), strict=True)))
 
     if save_later is None:
         save()

@@ -7,13 +7,14 @@ and ``previews/dynamic.png`` (thumbnail strips), ``previews/points.ply`` (colour
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from insertanywhere.conventions import Scene4D
-from insertanywhere.io.atomic import atomic_path, write_bytes_atomic
+from insertanywhere.io.atomic import write_bytes_atomic
 
 
 def write_ply(path: str | os.PathLike[str], points: np.ndarray, colors: np.ndarray) -> None:
@@ -32,43 +33,97 @@ def write_ply(path: str | os.PathLike[str], points: np.ndarray, colors: np.ndarr
     write_bytes_atomic(path, header + data.tobytes())
 
 
+PANEL_SIZE = (405, 378)
+"""(width, height) pixels of each trajectory panel."""
+PANEL_MARGIN = 28
+
+
+def _panel(
+    centers: np.ndarray,
+    forward: np.ndarray,
+    points: np.ndarray | None,
+    colors: np.ndarray | None,
+    axes: tuple[int, int],
+    flip_vertical: bool,
+    title: str,
+) -> np.ndarray:
+    """(h, w, 3) uint8 RGB: one projection of the trajectory onto world ``axes`` (i, j), equal scale on both.
+
+    Args:
+        centers, forward: (T, 3) camera centres and unit viewing directions (world).
+        points, colors: (N, 3) static points and their (N, 3) uint8 colours, or None.
+        flip_vertical: draw axis j growing upward (the top view's z) instead of downward (the side view's y,
+            which points down in the camera convention).
+    """
+    width, height = PANEL_SIZE
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    i, j = axes
+    path = centers[:, [i, j]]
+    extent = path
+    if points is not None and len(points):
+        # The points frame the view (robustly: a few far outliers must not shrink the trajectory to a dot).
+        lo, hi = np.percentile(points[:, [i, j]], [2, 98], axis=0)
+        extent = np.vstack([path, lo, hi])
+    low, high = extent.min(axis=0), extent.max(axis=0)
+    span = max(float(np.max(high - low)), 1e-3)
+    scale = min(width, height - PANEL_MARGIN) - 2 * PANEL_MARGIN
+    scale = scale / span
+    middle = (low + high) / 2
+
+    def to_pixels(xy: np.ndarray) -> np.ndarray:
+        u = width / 2 + (xy[:, 0] - middle[0]) * scale
+        v = (height + PANEL_MARGIN) / 2 + (xy[:, 1] - middle[1]) * scale * (-1 if flip_vertical else 1)
+        return np.stack([u, v], axis=1)
+
+    if points is not None and len(points):
+        pixels = np.round(to_pixels(points[:, [i, j]])).astype(int)
+        inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < width) & (pixels[:, 1] >= 0) & (pixels[:, 1] < height)
+        dots = colors[inside] if colors is not None else np.full((int(inside.sum()), 3), 170, np.uint8)
+        canvas[pixels[inside, 1], pixels[inside, 0]] = dots
+    line = np.round(to_pixels(path) * 16).astype(np.int32)  # 4 fractional bits: sub-pixel antialiased lines
+    cv2.polylines(canvas, [line.reshape(-1, 1, 2)], False, (31, 119, 180), 2, cv2.LINE_AA, shift=4)
+    arrow_length = 0.25 * span * scale
+    step = max(1, len(centers) // 15)
+    for t in range(0, len(centers), step):
+        direction = forward[t, [i, j]] * np.array([1.0, -1.0 if flip_vertical else 1.0])
+        start = to_pixels(path[t : t + 1])[0]
+        end = start + arrow_length * direction
+        cv2.arrowedLine(canvas, tuple(np.round(start).astype(int)), tuple(np.round(end).astype(int)),
+                        (214, 39, 40), 1, cv2.LINE_AA, tipLength=0.25)  # fmt: skip
+    ramp = cv2.applyColorMap(np.linspace(0, 255, len(centers)).astype(np.uint8)[:, None], cv2.COLORMAP_VIRIDIS)
+    for t, centre in enumerate(np.round(to_pixels(path)).astype(int)):
+        color = tuple(int(c) for c in ramp[t, 0, ::-1])  # BGR colour map -> RGB canvas
+        cv2.circle(canvas, tuple(centre), 3, color, -1, cv2.LINE_AA)
+    cv2.putText(canvas, title, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    length = float(np.sum(np.linalg.norm(np.diff(centers, axis=0), axis=1)))
+    note = f"{len(centers)} frames, path {length:.3g}, view {span:.3g} across"
+    cv2.putText(canvas, note, (8, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
+    return canvas
+
+
 def trajectory_figure(path: str | os.PathLike[str], scene: Scene4D) -> None:
-    """Camera centres (top view x-z and side view z-y) with viewing directions, and the static points."""
-    import matplotlib
+    """Camera centres (top view x-z and side view z-y), coloured from first (purple) to last (yellow) frame,
+    with viewing directions (red arrows) over the static points.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    Drawn with OpenCV: matplotlib took about 2 s here (1.3 s of it importing pyplot), on the thread that
+    saves the scene while the object is placed, and held the interpreter lock against that work.
+    """
     poses = np.stack([c.cam_from_world for c in scene.cameras])
     world_from_cam = np.linalg.inv(poses)
-    centers = world_from_cam[:, :3, 3]
-    forward = world_from_cam[:, :3, 2]
-    figure, axes = plt.subplots(1, 2, figsize=(9, 4.2))
-    for axis, (i, j, label) in zip(axes, [(0, 2, "top (x, z)"), (2, 1, "side (z, y)")], strict=True):
-        if scene.points_world is not None and len(scene.points_world):
-            sample = scene.points_world[:: max(1, len(scene.points_world) // 3000)]
-            colors = (
-                scene.points_color[:: max(1, len(scene.points_world) // 3000)] / 255.0
-                if scene.points_color is not None
-                else "0.7"
-            )
-            axis.scatter(sample[:, i], sample[:, j], s=1, c=colors, alpha=0.5)
-        axis.plot(centers[:, i], centers[:, j], "-", color="tab:blue", lw=1.5)
-        axis.scatter(centers[:, i], centers[:, j], c=np.arange(len(centers)), cmap="viridis", s=10, zorder=3)
-        span = max(np.ptp(centers[:, [i, j]], axis=0).max(), 1e-3)
-        step = max(1, len(centers) // 15)
-        axis.quiver(
-            centers[::step, i], centers[::step, j], forward[::step, i], forward[::step, j],
-            angles="xy", scale_units="xy", scale=4.0 / span, width=0.004, color="tab:red",
-        )  # fmt: skip
-        axis.set_title(f"{label}  [{scene.meta.camera_model}]")
-        axis.set_aspect("equal", adjustable="datalim")
-        if j == 1:
-            axis.invert_yaxis()  # y points down in the camera convention
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=90)
-    plt.close(figure)
+    centers, forward = world_from_cam[:, :3, 3], world_from_cam[:, :3, 2]
+    points, colors = scene.points_world, scene.points_color
+    if points is not None and len(points):
+        stride = max(1, len(points) // 3000)
+        points = np.asarray(points)[::stride]
+        colors = np.asarray(colors)[::stride] if colors is not None else None
+    model = scene.meta.camera_model
+    panels = [
+        _panel(centers, forward, points, colors, (0, 2), True, f"top (x, z)  [{model}]"),
+        _panel(centers, forward, points, colors, (2, 1), False, f"side (z, y)  [{model}]"),
+    ]
+    ok, encoded = cv2.imencode(".png", np.concatenate(panels, axis=1)[..., ::-1])
+    if ok:
+        write_bytes_atomic(path, encoded.tobytes())
 
 
 def _strip(images: list[np.ndarray], height: int = 96) -> np.ndarray:
@@ -78,7 +133,7 @@ def _strip(images: list[np.ndarray], height: int = 96) -> np.ndarray:
 
 def depth_strip(scene: Scene4D, n: int = 8) -> np.ndarray:
     """(h, w, 3) uint8 strip of n colour-mapped inverse-depth thumbnails (black = unknown)."""
-    frames = np.linspace(0, scene.n_frames - 1, num=min(n, scene.n_frames)).astype(int)
+    frames = strip_frames(scene, n)
     known_all = np.asarray(scene.depth[frames])
     positive = known_all[known_all > 0]
     lo, hi = np.percentile(1.0 / positive, [2, 98]) if positive.size else (0.0, 1.0)
@@ -92,9 +147,19 @@ def depth_strip(scene: Scene4D, n: int = 8) -> np.ndarray:
     return _strip(thumbs)
 
 
-def dynamic_strip(scene: Scene4D, frames_rgb: np.ndarray | None, n: int = 8) -> np.ndarray:
-    """(h, w, 3) uint8 strip of dynamic masks (red) over the frames (grey when frames are not given)."""
-    frames = np.linspace(0, scene.n_frames - 1, num=min(n, scene.n_frames)).astype(int)
+def strip_frames(scene: Scene4D, n: int = 8) -> list[int]:
+    """The frame indices the thumbnail strips show: n evenly spaced frames."""
+    return [int(t) for t in np.linspace(0, scene.n_frames - 1, num=min(n, scene.n_frames)).astype(int)]
+
+
+def dynamic_strip(scene: Scene4D, frames_rgb: Mapping[int, np.ndarray] | np.ndarray | None, n: int = 8) -> np.ndarray:
+    """(h, w, 3) uint8 strip of dynamic masks (red) over the frames (grey when frames are not given).
+
+    Args:
+        frames_rgb: (H, W, 3) uint8 frames indexed by frame number: the whole (T, H, W, 3) clip, or a mapping
+            holding at least the ``strip_frames(scene, n)``.
+    """
+    frames = strip_frames(scene, n)
     thumbs = []
     for t in frames:
         mask = np.asarray(scene.dynamic_mask[t], bool)
@@ -105,11 +170,13 @@ def dynamic_strip(scene: Scene4D, frames_rgb: np.ndarray | None, n: int = 8) -> 
     return _strip(thumbs)
 
 
-def write_previews(scene: Scene4D, folder: str | os.PathLike[str], frames_rgb: np.ndarray | None = None) -> Path:
+def write_previews(
+    scene: Scene4D, folder: str | os.PathLike[str], frames_rgb: Mapping[int, np.ndarray] | np.ndarray | None = None
+) -> Path:
     """Write every preview of ``scene`` into ``folder/previews`` and return that folder.
 
     Args:
-        frames_rgb: (T, H, W, 3) uint8 frames for the mask overlay, or None.
+        frames_rgb: frames for the mask overlay (see ``dynamic_strip``), or None.
     """
     out = Path(folder) / "previews"
     out.mkdir(parents=True, exist_ok=True)
