@@ -188,16 +188,19 @@ def _step(
     static_residual = np.linalg.norm(static_pixels - moved, axis=1)
     static_error = float(np.median(static_residual))
     resting = np.mean(static_residual < STATIC_INLIER_PX) >= STATIC_MAJORITY
+    if resting:
+        # Most of the support moves as a static surface would: it rests in this frame (see below).
+        return np.eye(4), len(idx), static_error, static_error
     # PnP for the pose of the (moved) support points in camera "to", seeded with the static hypothesis.
     solved = pnp_refined(object_points, moved, camera_to.K, camera_to.cam_from_world, 2.0, MIN_TRACKED_POINTS)
     if solved is None:
         return None, len(idx), np.nan, static_error
     moved_cam_from_world, inlier_errors = solved
     moving_error = float(np.median(inlier_errors))
-    if resting or static_error <= STATIC_PREFERENCE * moving_error + STATIC_SLACK_PX:
-        # Most of the support moves as a static surface would, or a motion explains the flow little
-        # better than no motion: it rests in this frame. The identity (not a PnP estimate) keeps a resting
-        # support from drifting and ignores points an occluder's edge drags along.
+    if static_error <= STATIC_PREFERENCE * moving_error + STATIC_SLACK_PX:
+        # A motion explains the flow little better than no motion: the support rests in this frame. The
+        # identity (not a PnP estimate) keeps a resting support from drifting and ignores points an occluder's
+        # edge drags along.
         return np.eye(4), len(idx), static_error, static_error
     # Support motion in the world: old world positions -> new world positions.
     increment = camera_to.world_from_cam @ moved_cam_from_world
