@@ -75,20 +75,39 @@ def relative_rotation_error_deg(estimated_cam_from_world: np.ndarray, true_cam_f
 
 
 def depth_errors(estimated: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> dict[str, float]:
-    """AbsRel and delta < 1.25 after median scaling (one scale for the whole clip).
+    """AbsRel and delta < 1.25 after median scaling with one scale for the whole clip.
+
+    The clip's scale is the median of the per-pixel ratios ``truth / estimated``: the robust estimate of the
+    one factor that relates the two (the model is ``truth = s * estimated`` up to error). The ratio of the two
+    medians, ``median(truth) / median(estimated)`` (Eigen et al.'s per-image recipe applied to a whole clip),
+    compares two distributions rather than matched pixels: when a band of mid-range pixels is off, it moves
+    both medians and misscales every pixel. On the 7-Scenes clip it gave a scale 22% off and AbsRel 0.23 where
+    the median of ratios gives 0.085. It is still reported (``abs_rel_ratio_of_medians``), as is the per-frame
+    version of the usual recipe (``abs_rel_per_frame``), which forgives scale drift between frames.
 
     Args:
         estimated, truth: (..., H, W) z-depth; valid: (..., H, W) bool pixels to score (both known).
     """
     valid = valid & (estimated > 0) & (truth > 0) & np.isfinite(estimated) & np.isfinite(truth)
     if not valid.any():
-        return {"abs_rel": float("nan"), "delta_1_25": float("nan"), "coverage": 0.0}
+        nan = float("nan")
+        return {"abs_rel": nan, "delta_1_25": nan, "abs_rel_ratio_of_medians": nan, "abs_rel_per_frame": nan,
+                "coverage": 0.0}  # fmt: skip
     est, tru = estimated[valid].astype(np.float64), truth[valid].astype(np.float64)
-    est = est * np.median(tru) / np.median(est)
-    ratio = np.maximum(est / tru, tru / est)
+    scaled = est * np.median(tru / est)
+    ratio = np.maximum(scaled / tru, tru / scaled)
+    by_medians = est * np.median(tru) / np.median(est)
+    per_frame = []
+    if valid.ndim == 3:
+        for frame_est, frame_true, frame_valid in zip(estimated, truth, valid, strict=True):
+            if frame_valid.any():
+                e, t = frame_est[frame_valid].astype(np.float64), frame_true[frame_valid].astype(np.float64)
+                per_frame.append(float(np.mean(np.abs(e * np.median(t) / np.median(e) - t) / t)))
     return {
-        "abs_rel": float(np.mean(np.abs(est - tru) / tru)),
+        "abs_rel": float(np.mean(np.abs(scaled - tru) / tru)),
         "delta_1_25": float(np.mean(ratio < 1.25)),
+        "abs_rel_ratio_of_medians": float(np.mean(np.abs(by_medians - tru) / tru)),
+        "abs_rel_per_frame": float(np.mean(per_frame)) if per_frame else float("nan"),
         "coverage": float(valid.mean()),
     }
 
