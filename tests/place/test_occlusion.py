@@ -82,33 +82,6 @@ def test_mover_without_depth_is_ordered_by_ground_contact(intrinsics):
     assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
 
 
-def test_the_mover_under_a_moving_supports_contact_never_hides_the_object(intrinsics):
-    """A frame where the mover mask takes in a cart's whole body but its flow test kept little of it: the body's
-    floor contact is nearer than the object's, yet it carries the object. Another mover, clear of the object's
-    contact and nearer, still hides it."""
-    geometry, coverage, object_depth, bbox, (cx, cy), _ = _frame(intrinsics)
-    cart = np.zeros((HEIGHT, WIDTH), bool)
-    cart[cy - 20 : cy + 25, cx - 30 : cx + 30] = True  # its top around the object's base, its body below
-    geometry.dynamic_mask[:] = cart
-    geometry.scene_depth[cart] = 0.0
-    geometry.support_moves = True
-    geometry.support_region = np.zeros((HEIGHT, WIDTH), bool)
-    geometry.support_region[cy + 20 : cy + 25, cx - 30 : cx + 30] = True  # the few pixels its flow test kept
-    assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
-    passer = np.zeros((HEIGHT, WIDTH), bool)
-    passer[cy - 40 : cy + 30, cx - 5 : cx + 5] = True
-    passer[cy - 40 : cy + 30, cx - 12 : cx - 5] = True
-    geometry.dynamic_mask[:] = passer  # a passer-by alone, in front of the object: it hides it
-    geometry.support_region[:] = False
-    geometry.scene_depth[passer] = 0.0
-    geometry.cache.clear()
-    # Its body covers the object's contact too: with a moving support it is taken for the support.
-    assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
-    geometry.support_moves = False
-    geometry.cache.clear()
-    assert visible_alpha(geometry, coverage, object_depth, bbox, refine=False)[cy - 20, cx].max() == 0.0
-
-
 def test_refinement_snaps_a_mask_to_the_image_edge():
     guide = np.zeros((40, 40), np.float32)
     guide[:, 20:] = 1.0

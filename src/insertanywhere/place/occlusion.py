@@ -38,8 +38,6 @@ MOVER_EDGE_BAND = 16 / 832
 """Half-width of the band where a mover's edge is re-decided by colour, as a fraction of the image width."""
 CONTACT_MARGIN_OBJECTS = 0.3
 """Mover masks covering more of the frame than this are taken as failed and not used for ordering."""
-CONTACT_LABEL_RADIUS_PX = 3
-"""The moving support's mover component is the one found within this of the object's contact pixel."""
 PLANE_TOLERANCE = 0.02
 """Relative distance (of the camera distance) within which a scene point counts as on the support plane."""
 
@@ -129,15 +127,8 @@ def dynamic_occluders(
     contact_px, _ = geometry.camera.project(geometry.contact_world[None])
     cx, cy = np.clip(contact_px[0], 0, [dynamic.shape[1] - 1, dynamic.shape[0] - 1]).astype(int)
     support_label = 0
-    if geometry.support_moves:
-        # The mover under the object's contact carries it (a cart whose whole body the mover mask took in a
-        # frame where its flow test failed): its contact with the floor is nearer than the object's, but it
-        # holds the object up, it does not stand in front of it.
-        r = CONTACT_LABEL_RADIUS_PX
-        around = labels[max(cy - r, 0) : cy + r + 1, max(cx - r, 0) : cx + r + 1]
-        found = around[around > 0]
-        if found.size:
-            support_label = int(np.bincount(found).argmax())
+    if geometry.support_moves and geometry.support_region is None and dynamic[cy, cx]:
+        support_label = labels[cy, cx]
     depth = np.asarray(geometry.scene_depth)
     for label in np.unique(labels[y0:y1, x0:x1]):
         if label == 0 or label == support_label:
