@@ -48,3 +48,19 @@ def test_camera_only_baseline_ignores_the_tray(intrinsics):
     result = propagate(scene, anchor, object_radius=0.2, mode="camera-only")
     assert not result.support_moves
     assert np.allclose(result.world_from_object[-1], anchor.world_from_object)
+
+
+def test_support_sampling_reads_any_dtype_without_casting_the_frame():
+    """``_sample`` is bilinear in the pixel-corner convention, on float16 flows and bool masks alike."""
+    from insertanywhere.place.propagate import _sample
+
+    ramp = np.add.outer(np.arange(6.0), 10.0 * np.arange(8.0))  # value = row + 10 col
+    pixels = np.array([[0.5, 0.5], [3.0, 2.0], [7.5, 5.5], [100.0, -4.0], [np.nan, 1.0]])
+    for field in (ramp.astype(np.float32), ramp.astype(np.float16), np.dstack([ramp, -ramp]).astype(np.float16)):
+        got = _sample(field, pixels)
+        assert got.dtype == np.float32 and got.shape == (5, 1 if field.ndim == 2 else 2)
+        np.testing.assert_allclose(got[:4, 0], [0.0, 1.5 + 25.0, 5.0 + 70.0, 0.0 + 70.0], atol=0.1)
+        assert np.isnan(got[4]).all()
+    mask = np.zeros((6, 8), bool)
+    mask[:, 4:] = True
+    np.testing.assert_allclose(_sample(mask, np.array([[4.0, 3.0], [6.0, 3.0], [2.0, 3.0]]))[:, 0], [0.5, 1.0, 0.0])

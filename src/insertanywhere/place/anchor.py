@@ -161,15 +161,15 @@ def _upright_weights(normals: np.ndarray, offsets: np.ndarray, camera: Camera) -
     return np.clip((STEEP_SUPPORT_DEG - tilt) / (STEEP_SUPPORT_DEG - UPRIGHT_SUPPORT_DEG), 0.0, 1.0)
 
 
-def _plane_hypotheses(points: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Planes through the point triples ``draws`` (M, 3) of ``points`` (N, 3): (M', 3) unit normals, (M',)
-    offsets and the (M,) bool mask of the triples that were not degenerate (collinear)."""
+def _plane_hypotheses(points: np.ndarray, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Planes through the point triples ``draws`` (M, 3) of ``points`` (N, 3), collinear triples left out:
+    (M', 3) unit normals and (M',) offsets."""
     a, b, c = points[draws[:, 0]], points[draws[:, 1]], points[draws[:, 2]]
     normals = np.cross(b - a, c - a)
     norms = np.linalg.norm(normals, axis=1)
     proper = norms >= 1e-12
     normals = normals[proper] / norms[proper, None]
-    return normals, -np.einsum("mi,mi->m", normals, a[proper]), proper
+    return normals, -np.einsum("mi,mi->m", normals, a[proper])
 
 
 def fit_support_plane(
@@ -223,7 +223,6 @@ def fit_support_plane(
     closeness = np.where(pixels[:, 1] < contact[1] - 1.0, ABOVE_CONTACT_WEIGHT * closeness, closeness)
     threshold = 0.015 * seen_at_contact
     ray = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(contact[None])[0]
-
     ray_length = float(np.linalg.norm(ray))
 
     def scores_of(normals: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -249,7 +248,7 @@ def fit_support_plane(
         return float(scores[k]), inliers[k]
 
     draws = rng.integers(0, len(points), size=(iterations, 3))
-    normals, offsets, _ = _plane_hypotheses(points, draws)
+    normals, offsets = _plane_hypotheses(points, draws)
     best_score, best_inliers = best_of(*scores_of(normals, offsets))
     level_score, level_inliers = -1.0, None
     if up_prior is not None:
@@ -304,7 +303,7 @@ def estimate_up(scene: Scene4D, frame: int, rng: np.random.Generator) -> np.ndar
     distances = np.linalg.norm(points - camera.center_world, axis=1)
     threshold = 0.01 * float(np.median(distances))
     camera_up = -camera.world_from_cam[:3, 1]
-    normals, offsets, _ = _plane_hypotheses(points, rng.integers(0, len(points), size=(300, 3)))
+    normals, offsets = _plane_hypotheses(points, rng.integers(0, len(points), size=(300, 3)))
     best = None
     if len(normals):
         inliers = np.abs(normals @ points.T + offsets[:, None]) < threshold
