@@ -82,6 +82,24 @@ def test_mover_without_depth_is_ordered_by_ground_contact(intrinsics):
     assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
 
 
+def test_a_mover_mask_where_the_picture_has_not_changed_hides_nothing(intrinsics):
+    """Residual masks spread over a textureless table: a mover "in front" by its ground contact hides the
+    object only where the picture differs from the placement frame (seen through the support's plane)."""
+    geometry, coverage, object_depth, bbox, (cx, cy), _ = _frame(intrinsics)
+    mover = np.zeros((HEIGHT, WIDTH), bool)
+    mover[cy - 40 : cy + 10, cx - 5 : cx + 5] = True  # ordered in front by its contact (see above)
+    geometry.dynamic_mask[:] = mover
+    geometry.scene_depth[mover] = 0.0
+    placement_image = geometry.image.copy()
+    geometry.reference = (placement_image, geometry.camera, geometry.support_plane)
+    assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
+    geometry.image = geometry.image.copy()
+    geometry.image[mover] = 40  # now something dark stands there
+    geometry.cache.clear()
+    alpha = visible_alpha(geometry, coverage, object_depth, bbox, refine=False)
+    assert alpha[cy - 20, cx] == 0.0 and alpha[cy - 20, cx - 8] == 1.0
+
+
 def test_refinement_snaps_a_mask_to_the_image_edge():
     guide = np.zeros((40, 40), np.float32)
     guide[:, 20:] = 1.0

@@ -38,6 +38,10 @@ MOVER_EDGE_BAND = 16 / 832
 """Half-width of the band where a mover's edge is re-decided by colour, as a fraction of the image width."""
 CONTACT_MARGIN_OBJECTS = 0.3
 """Mover masks covering more of the frame than this are taken as failed and not used for ordering."""
+CHANGE_LEVELS = 12.0
+"""Grey levels by which a pixel must differ from the warped placement frame to count as changed."""
+MIN_CHANGED_SHARE = 0.25
+"""A mover without depth hides the object only if at least this share of its pixels there changed."""
 PLANE_TOLERANCE = 0.02
 """Relative distance (of the camera distance) within which a scene point counts as on the support plane."""
 
@@ -63,6 +67,9 @@ class FrameGeometry:
         object_size: the object's largest extent, scene units: a mover must stand at least
             CONTACT_MARGIN_OBJECTS of it nearer than the object to be in front (one right beside the object
             cannot be ordered by its contact).
+        reference: the placement frame's (H, W, 3) uint8 image, its Camera and the still support's plane
+            (world), or None: a mover without depth hides the object only where it changes the picture
+            against that frame (``changes_the_picture``).
     """
 
     camera: Camera
@@ -75,6 +82,7 @@ class FrameGeometry:
     support_region: np.ndarray | None = None
     object_size: float = 0.0
     confirm_static: Callable[[np.ndarray], np.ndarray] | None = None
+    reference: tuple[np.ndarray, Camera, Plane] | None = None
     cache: dict = field(default_factory=dict, repr=False, compare=False)
     """Per-frame work shared by the object's and the shadow's tests (the movers' components, their order):
     clear it after changing ``dynamic_mask`` or ``support_region`` in place."""
@@ -136,9 +144,61 @@ def dynamic_occluders(
         key = (int(label), object_contact_z)
         if key not in in_front:
             in_front[key] = _mover_in_front(geometry, labels, stats, int(label), depth, object_contact_z)
+            if in_front[key] and geometry.reference is not None:
+                seen = ("changes", int(label))
+                if seen not in in_front:
+                    in_front[seen] = changes_the_picture(geometry, labels[y0:y1, x0:x1] == label, window)
+                in_front[key] = bool(in_front[seen])
         if in_front[key]:
             out |= labels[y0:y1, x0:x1] == label
     return out
+
+
+def changes_the_picture(geometry: FrameGeometry, mover: np.ndarray, window: tuple[int, int, int, int]) -> bool:
+    """Whether a mover's pixels in ``window`` look different from the placement frame, seen from this frame.
+
+    Something standing in front of the object hides what was behind it: the picture there changes. The
+    placement frame is warped into this frame by the still support's plane homography (exact for a static or
+    rotating camera, close around the object otherwise) and compared, after matching the two crops' exposure
+    by their medians and a light blur. A mover mask where the picture has not changed is a mask error, not an
+    occluder: on a white table, DIS carries moving hands' flow into the textureless surface and the residual
+    masks cover it (the real cups clip hid an object nothing passed in front of). Where the warp is unsure
+    (parallax off the plane, a change of light) the picture differs and the mover keeps its order.
+
+    Args:
+        geometry: the frame; ``geometry.reference`` must be set.
+        mover: (h, w) bool the mover's pixels in ``window`` (x0, y0, x1, y1).
+
+    Returns:
+        True when at least MIN_CHANGED_SHARE of those pixels differ by more than CHANGE_LEVELS grey levels.
+    """
+    assert geometry.reference is not None
+    if not mover.any():
+        return False
+    image, camera, plane = geometry.reference
+    x0, y0, x1, y1 = window
+    plane_a = plane.transformed(camera.cam_from_world)
+    b_from_a = geometry.camera.cam_from_world @ camera.world_from_cam
+    rotation, translation = b_from_a[:3, :3], b_from_a[:3, 3]
+    if abs(plane_a.offset) < 1e-12:
+        return True
+    homography = geometry.camera.K @ (rotation - np.outer(translation, plane_a.normal) / plane_a.offset)
+    homography = homography @ np.linalg.inv(camera.K)
+    # Pixel-corner intrinsics to OpenCV's pixel centres, then into the window's crop.
+    to_crop = np.array([[1.0, 0.0, -0.5 - x0], [0.0, 1.0, -0.5 - y0], [0.0, 0.0, 1.0]])
+    from_centres = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    size = (x1 - x0, y1 - y0)
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    warped = cv2.warpPerspective(gray, to_crop @ homography @ from_centres, size, flags=cv2.INTER_LINEAR,
+                                 borderValue=-1.0)  # fmt: skip
+    current = cv2.cvtColor(geometry.image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    valid = warped >= 0
+    if not valid.any():
+        return True
+    gain = float(np.median(current[valid])) / max(float(np.median(warped[valid])), 1.0)
+    difference = np.abs(cv2.GaussianBlur(current, (0, 0), 1.0) - gain * cv2.GaussianBlur(warped, (0, 0), 1.0))
+    changed = ~valid | (difference > CHANGE_LEVELS)
+    return bool(np.mean(changed[mover]) >= MIN_CHANGED_SHARE)
 
 
 def _mover_in_front(
