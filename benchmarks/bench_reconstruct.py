@@ -15,8 +15,10 @@ Set OMP_NUM_THREADS / pin cores (``taskset -c 0,1``) to reproduce the 2-core tar
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -179,6 +181,8 @@ def main() -> None:
 
     results, colmap_inputs = [], []
     work = Path(tempfile.mkdtemp(prefix="bench-reconstruct-"))
+    # The frames handed to pycolmap (about 260 MB a run) went unremoved and filled /tmp over many runs.
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     for family, folder in zip(families, folders, strict=True):
         case = load_synthetic_case(folder)
         true_poses = np.stack([c.cam_from_world for c in case.cameras])

@@ -37,14 +37,17 @@ _OPTIONAL_FILES = ("flow_forward.npy", "flow_backward.npy", "points.npz")
 
 
 def save_array(path: Path, array: np.ndarray, dtype: np.dtype | type | None = None) -> None:
-    """Write one ``.npy`` atomically, converting to ``dtype`` frame by frame (bounded memory)."""
+    """Write one ``.npy`` atomically, converting to ``dtype`` frame by frame (bounded memory).
+
+    Plain writes, not a memory map: writing into a memmap on a full disk kills the process with SIGBUS (a
+    benchmark did, mid-save), where a write raises OSError that the caller can report.
+    """
     dtype = np.dtype(dtype or array.dtype)
-    with atomic_path(path) as tmp:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=array.shape)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(array.shape)}
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
         for t in range(array.shape[0]):
-            out[t] = array[t]
-        out.flush()
-        del out
+            handle.write(np.ascontiguousarray(array[t], dtype=dtype).tobytes())
 
 
 def load_array(path: Path) -> np.ndarray:
