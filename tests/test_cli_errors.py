@@ -116,3 +116,12 @@ def test_a_bug_is_not_hidden(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(sys, "argv", ["insertanywhere", "synth", str(tmp_path)])
     with pytest.raises(ZeroDivisionError):
         cli.main()
+
+
+def test_full_disk_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import errno
+
+    _patch_synth(monkeypatch, OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "depth.npy")))
+    assert _main(monkeypatch, "synth", str(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "disk is full" in err and "depth.npy" in err and "Traceback" not in err

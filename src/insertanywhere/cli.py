@@ -6,6 +6,7 @@ stderr and exit code 2 (``--verbose`` shows the traceback).
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from pathlib import Path
@@ -605,6 +606,13 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted; cached stages are kept, rerun the same command to resume", err=True)
         sys.exit(130)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # A full disk is not a bug to trace: say where, and that finished stages are kept.
+        where = f" writing {err.filename}" if err.filename else ""
+        typer.echo(f"error: the disk is full{where}; free some space or write elsewhere (-o), then rerun", err=True)
+        sys.exit(1)
     except Exception as err:
         usage_errors, exits, aborts = _click_exception_types()
         if isinstance(err, aborts):
