@@ -246,11 +246,7 @@ class FrameRenderer:
             confirm_static=multi_view_confirmation(
                 scene.cameras, scene.depth, scene.dynamic_mask, self.confirmation_views(t)
             ),
-            # A still support's surroundings look as in the placement frame unless something covers them; a
-            # moving one carries its surroundings away, so there the picture changes anyway.
-            reference=None
-            if placed.propagation.support_moves
-            else (placed.placement_frame, scene.cameras[placed.anchor.frame], placed.anchor.support_plane),
+            reference=(placed.placement_frame, scene.cameras[placed.anchor.frame], placed.anchor.support_plane, motion),
         )
         alpha = visible_alpha(geometry, layer.alpha, layer.depth, layer.bbox)
         support = SupportPlane(contact, plane.normal)

@@ -91,7 +91,7 @@ def test_a_mover_mask_where_the_picture_has_not_changed_hides_nothing(intrinsics
     geometry.dynamic_mask[:] = mover
     geometry.scene_depth[mover] = 0.0
     placement_image = geometry.image.copy()
-    geometry.reference = (placement_image, geometry.camera, geometry.support_plane)
+    geometry.reference = (placement_image, geometry.camera, geometry.support_plane, np.eye(4))
     assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
     geometry.image = geometry.image.copy()
     geometry.image[mover] = 40  # now something dark stands there

@@ -67,9 +67,10 @@ class FrameGeometry:
         object_size: the object's largest extent, scene units: a mover must stand at least
             CONTACT_MARGIN_OBJECTS of it nearer than the object to be in front (one right beside the object
             cannot be ordered by its contact).
-        reference: the placement frame's (H, W, 3) uint8 image, its Camera and the still support's plane
-            (world), or None: a mover without depth hides the object only where it changes the picture
-            against that frame (``changes_the_picture``).
+        reference: the placement frame's (H, W, 3) uint8 image, its Camera, the support's plane there (world)
+            and the support's (4, 4) world motion from the placement frame to this frame, or None: a mover
+            without depth hides the object only where it changes the picture against that frame
+            (``changes_the_picture``).
     """
 
     camera: Camera
@@ -82,7 +83,7 @@ class FrameGeometry:
     support_region: np.ndarray | None = None
     object_size: float = 0.0
     confirm_static: Callable[[np.ndarray], np.ndarray] | None = None
-    reference: tuple[np.ndarray, Camera, Plane] | None = None
+    reference: tuple[np.ndarray, Camera, Plane, np.ndarray] | None = None
     cache: dict = field(default_factory=dict, repr=False, compare=False)
     """Per-frame work shared by the object's and the shadow's tests (the movers' components, their order):
     clear it after changing ``dynamic_mask`` or ``support_region`` in place."""
@@ -158,12 +159,18 @@ def changes_the_picture(geometry: FrameGeometry, mover: np.ndarray, window: tupl
     """Whether a mover's pixels in ``window`` look different from the placement frame, seen from this frame.
 
     Something standing in front of the object hides what was behind it: the picture there changes. The
-    placement frame is warped into this frame by the still support's plane homography (exact for a static or
-    rotating camera, close around the object otherwise) and compared, after matching the two crops' exposure
-    by their medians and a light blur. A mover mask where the picture has not changed is a mask error, not an
-    occluder: on a white table, DIS carries moving hands' flow into the textureless surface and the residual
-    masks cover it (the real cups clip hid an object nothing passed in front of). Where the warp is unsure
-    (parallax off the plane, a change of light) the picture differs and the mover keeps its order.
+    placement frame is warped into this frame by the support plane's homography, once with the plane held
+    still and once carried by the support's motion, and compared after matching the crops' exposure by their
+    medians and a light blur; a pixel has changed when it differs from both warps. A mover mask where the
+    picture has not changed is a mask error, not an occluder:
+
+    - on a white table, DIS carries moving hands' flow into the textureless surface and the residual masks
+      cover it (the real cups and coffee clips hid an object nothing passed in front of);
+    - a moving cart's own body, when the mask takes it in whole, matches the placement frame carried by the
+      cart's motion (the synthetic moving_support's bottle was cut in half by its own cart).
+
+    Where both warps are unsure (parallax off the plane, a change of light) the picture differs and the mover
+    keeps its order.
 
     Args:
         geometry: the frame; ``geometry.reference`` must be set.
@@ -175,29 +182,32 @@ def changes_the_picture(geometry: FrameGeometry, mover: np.ndarray, window: tupl
     assert geometry.reference is not None
     if not mover.any():
         return False
-    image, camera, plane = geometry.reference
+    image, camera, plane, motion = geometry.reference
     x0, y0, x1, y1 = window
     plane_a = plane.transformed(camera.cam_from_world)
-    b_from_a = geometry.camera.cam_from_world @ camera.world_from_cam
-    rotation, translation = b_from_a[:3, :3], b_from_a[:3, 3]
     if abs(plane_a.offset) < 1e-12:
         return True
-    homography = geometry.camera.K @ (rotation - np.outer(translation, plane_a.normal) / plane_a.offset)
-    homography = homography @ np.linalg.inv(camera.K)
+    current = cv2.cvtColor(geometry.image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    current = cv2.GaussianBlur(current, (0, 0), 1.0)
+    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     # Pixel-corner intrinsics to OpenCV's pixel centres, then into the window's crop.
     to_crop = np.array([[1.0, 0.0, -0.5 - x0], [0.0, 1.0, -0.5 - y0], [0.0, 0.0, 1.0]])
     from_centres = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
-    size = (x1 - x0, y1 - y0)
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    warped = cv2.warpPerspective(gray, to_crop @ homography @ from_centres, size, flags=cv2.INTER_LINEAR,
-                                 borderValue=-1.0)  # fmt: skip
-    current = cv2.cvtColor(geometry.image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
-    valid = warped >= 0
-    if not valid.any():
-        return True
-    gain = float(np.median(current[valid])) / max(float(np.median(warped[valid])), 1.0)
-    difference = np.abs(cv2.GaussianBlur(current, (0, 0), 1.0) - gain * cv2.GaussianBlur(warped, (0, 0), 1.0))
-    changed = ~valid | (difference > CHANGE_LEVELS)
+    changed = np.ones(current.shape, bool)
+    motions = [np.eye(4)] if np.allclose(motion, np.eye(4)) else [np.eye(4), motion]
+    for support_motion in motions:
+        b_from_a = geometry.camera.cam_from_world @ support_motion @ camera.world_from_cam
+        rotation, translation = b_from_a[:3, :3], b_from_a[:3, 3]
+        homography = geometry.camera.K @ (rotation - np.outer(translation, plane_a.normal) / plane_a.offset)
+        homography = to_crop @ homography @ np.linalg.inv(camera.K) @ from_centres
+        warped = cv2.warpPerspective(gray, homography, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                                     borderValue=-1.0)  # fmt: skip
+        valid = warped >= 0
+        if not valid.any():
+            continue
+        gain = float(np.median(current[valid])) / max(float(np.median(warped[valid])), 1.0)
+        difference = np.abs(current - gain * cv2.GaussianBlur(warped, (0, 0), 1.0))
+        changed &= ~valid | (difference > CHANGE_LEVELS)
     return bool(np.mean(changed[mover]) >= MIN_CHANGED_SHARE)
 
 
