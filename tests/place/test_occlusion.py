@@ -100,6 +100,37 @@ def test_a_mover_mask_where_the_picture_has_not_changed_hides_nothing(intrinsics
     assert alpha[cy - 20, cx] == 0.0 and alpha[cy - 20, cx - 8] == 1.0
 
 
+def test_a_moving_supports_own_body_in_the_mover_mask_hides_nothing(intrinsics):
+    """The mover mask takes in the cart under the object: its picture is the placement frame's, carried by the
+    support's motion, so it is not an occluder; a different picture there is."""
+    import cv2
+
+    from insertanywhere.conventions import make_pose
+
+    geometry, coverage, object_depth, bbox, (cx, cy), _ = _frame(intrinsics)
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (HEIGHT, WIDTH, 3), dtype=np.uint8), (0, 0), 2.0)
+    motion = make_pose(np.eye(3), np.array([0.05, 0.0, 0.0]))  # the cart slid along the floor
+    camera, plane = geometry.camera, geometry.support_plane
+    plane_cam = plane.transformed(camera.cam_from_world)
+    b_from_a = camera.cam_from_world @ motion @ camera.world_from_cam
+    homography = camera.K @ (b_from_a[:3, :3] - np.outer(b_from_a[:3, 3], plane_cam.normal) / plane_cam.offset)
+    homography = homography @ np.linalg.inv(camera.K)
+    geometry.image = cv2.warpPerspective(texture, homography, (WIDTH, HEIGHT), borderMode=cv2.BORDER_REFLECT)
+    cart = np.zeros((HEIGHT, WIDTH), bool)
+    cart[cy - 40 : cy + 10, cx - 30 : cx + 30] = True  # its floor contact is nearer than the object's
+    geometry.dynamic_mask[:] = cart
+    geometry.scene_depth[cart] = 0.0
+    geometry.support_moves = True
+    geometry.support_region = np.zeros((HEIGHT, WIDTH), bool)  # its flow test failed in this frame
+    geometry.reference = (texture, camera, plane, motion)
+    assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
+    geometry.image = geometry.image.copy()
+    geometry.image[cart] = 255 - geometry.image[cart]  # something else stands there
+    geometry.cache.clear()
+    assert visible_alpha(geometry, coverage, object_depth, bbox, refine=False)[cy - 20, cx] == 0.0
+
+
 def test_refinement_snaps_a_mask_to_the_image_edge():
     guide = np.zeros((40, 40), np.float32)
     guide[:, 20:] = 1.0
