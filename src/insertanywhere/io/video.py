@@ -572,7 +572,10 @@ class VideoWriter:
         stream.width = self.width + self.padded[0]
         stream.height = self.height + self.padded[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(self.crf), "preset": self.preset}
+        # mbtree=0: x264's macroblock-tree with its lookahead threads made the same frames encode differently on
+        # every run (this build; up to 30 levels apart after decoding). Without it the output is reproducible,
+        # still multi-threaded, and at the near-lossless CRFs used here (4 for results) mb-tree gains little.
+        stream.options = {"crf": str(self.crf), "preset": self.preset, "x264-params": "mbtree=0"}
         stream.codec_context.time_base = 1 / self.fps
         # Tag BT.709, limited range, and convert with that matrix (write()): the reader converts by the tags,
         # so a decode -> encode round trip keeps colours, and players need not guess the matrix from the size.
