@@ -67,7 +67,7 @@ class FrameGeometry:
         object_size: the object's largest extent, scene units: a mover must stand at least
             CONTACT_MARGIN_OBJECTS of it nearer than the object to be in front (one right beside the object
             cannot be ordered by its contact).
-        reference: the placement frame's (H, W, 3) uint8 image, its Camera, the support's plane there (world)
+        reference: the placement frame's (H, W) float32 grey image, its Camera, the support's plane there (world)
             and the support's (4, 4) world motion from the placement frame to this frame, or None: a mover
             without depth hides the object only where it changes the picture against that frame
             (``changes_the_picture``).
@@ -189,7 +189,8 @@ def changes_the_picture(geometry: FrameGeometry, mover: np.ndarray, window: tupl
         return True
     current = cv2.cvtColor(geometry.image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
     current = cv2.GaussianBlur(current, (0, 0), 1.0)
-    gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    gray = gray.astype(np.float32, copy=False)
     # Pixel-corner intrinsics to OpenCV's pixel centres, then into the window's crop.
     to_crop = np.array([[1.0, 0.0, -0.5 - x0], [0.0, 1.0, -0.5 - y0], [0.0, 0.0, 1.0]])
     from_centres = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
