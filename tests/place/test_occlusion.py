@@ -1,5 +1,6 @@
 """Occlusion: static depth, the support-plane exemption, ground-contact ordering of movers, edge refinement."""
 
+import cv2
 import numpy as np
 
 from insertanywhere.conventions import Camera
@@ -90,8 +91,8 @@ def test_a_mover_mask_where_the_picture_has_not_changed_hides_nothing(intrinsics
     mover[cy - 40 : cy + 10, cx - 5 : cx + 5] = True  # ordered in front by its contact (see above)
     geometry.dynamic_mask[:] = mover
     geometry.scene_depth[mover] = 0.0
-    placement_image = geometry.image.copy()
-    geometry.reference = (placement_image, geometry.camera, geometry.support_plane, np.eye(4))
+    placement_gray = cv2.cvtColor(geometry.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    geometry.reference = (placement_gray, geometry.camera, geometry.support_plane, np.eye(4))
     assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
     geometry.image = geometry.image.copy()
     geometry.image[mover] = 40  # now something dark stands there
@@ -103,8 +104,6 @@ def test_a_mover_mask_where_the_picture_has_not_changed_hides_nothing(intrinsics
 def test_a_moving_supports_own_body_in_the_mover_mask_hides_nothing(intrinsics):
     """The mover mask takes in the cart under the object: its picture is the placement frame's, carried by the
     support's motion, so it is not an occluder; a different picture there is."""
-    import cv2
-
     from insertanywhere.conventions import make_pose
 
     geometry, coverage, object_depth, bbox, (cx, cy), _ = _frame(intrinsics)
@@ -123,7 +122,7 @@ def test_a_moving_supports_own_body_in_the_mover_mask_hides_nothing(intrinsics):
     geometry.scene_depth[cart] = 0.0
     geometry.support_moves = True
     geometry.support_region = np.zeros((HEIGHT, WIDTH), bool)  # its flow test failed in this frame
-    geometry.reference = (texture, camera, plane, motion)
+    geometry.reference = (cv2.cvtColor(texture, cv2.COLOR_RGB2GRAY).astype(np.float32), camera, plane, motion)
     assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
     geometry.image = geometry.image.copy()
     geometry.image[cart] = 255 - geometry.image[cart]  # something else stands there

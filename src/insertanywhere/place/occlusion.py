@@ -182,15 +182,13 @@ def changes_the_picture(geometry: FrameGeometry, mover: np.ndarray, window: tupl
     assert geometry.reference is not None
     if not mover.any():
         return False
-    image, camera, plane, motion = geometry.reference
+    gray, camera, plane, motion = geometry.reference
     x0, y0, x1, y1 = window
     plane_a = plane.transformed(camera.cam_from_world)
     if abs(plane_a.offset) < 1e-12:
         return True
     current = cv2.cvtColor(geometry.image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
     current = cv2.GaussianBlur(current, (0, 0), 1.0)
-    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    gray = gray.astype(np.float32, copy=False)
     # Pixel-corner intrinsics to OpenCV's pixel centres, then into the window's crop.
     to_crop = np.array([[1.0, 0.0, -0.5 - x0], [0.0, 1.0, -0.5 - y0], [0.0, 0.0, 1.0]])
     from_centres = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])

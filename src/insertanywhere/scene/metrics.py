@@ -74,6 +74,11 @@ def relative_rotation_error_deg(estimated_cam_from_world: np.ndarray, true_cam_f
     return float(np.mean(errors)) if errors else 0.0
 
 
+def _abs_rel(estimated: np.ndarray, truth: np.ndarray) -> float:
+    """Mean of |estimated - truth| / truth over (N,) matched depths."""
+    return float(np.mean(np.abs(estimated - truth) / truth))
+
+
 def depth_errors(estimated: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> dict[str, float]:
     """AbsRel and delta < 1.25 after median scaling with one scale for the whole clip.
 
@@ -96,17 +101,16 @@ def depth_errors(estimated: np.ndarray, truth: np.ndarray, valid: np.ndarray) ->
     est, tru = estimated[valid].astype(np.float64), truth[valid].astype(np.float64)
     scaled = est * np.median(tru / est)
     ratio = np.maximum(scaled / tru, tru / scaled)
-    by_medians = est * np.median(tru) / np.median(est)
     per_frame = []
     if valid.ndim == 3:
         for frame_est, frame_true, frame_valid in zip(estimated, truth, valid, strict=True):
             if frame_valid.any():
                 e, t = frame_est[frame_valid].astype(np.float64), frame_true[frame_valid].astype(np.float64)
-                per_frame.append(float(np.mean(np.abs(e * np.median(t) / np.median(e) - t) / t)))
+                per_frame.append(_abs_rel(e * np.median(t) / np.median(e), t))
     return {
-        "abs_rel": float(np.mean(np.abs(scaled - tru) / tru)),
+        "abs_rel": _abs_rel(scaled, tru),
         "delta_1_25": float(np.mean(ratio < 1.25)),
-        "abs_rel_ratio_of_medians": float(np.mean(np.abs(by_medians - tru) / tru)),
+        "abs_rel_ratio_of_medians": _abs_rel(est * np.median(tru) / np.median(est), tru),
         "abs_rel_per_frame": float(np.mean(per_frame)) if per_frame else float("nan"),
         "coverage": float(valid.mean()),
     }

@@ -66,8 +66,7 @@ def _panel(
         extent = np.vstack([path, lo, hi])
     low, high = extent.min(axis=0), extent.max(axis=0)
     span = max(float(np.max(high - low)), 1e-3)
-    scale = min(width, height - PANEL_MARGIN) - 2 * PANEL_MARGIN
-    scale = scale / span
+    scale = (min(width, height - PANEL_MARGIN) - 2 * PANEL_MARGIN) / span  # pixels per scene unit
     middle = (low + high) / 2
 
     def to_pixels(xy: np.ndarray) -> np.ndarray:
