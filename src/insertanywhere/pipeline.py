@@ -199,12 +199,10 @@ class FrameRenderer:
     """Per-frame rendering of a placed object: layer, visible alpha, shadow (no compositing)."""
 
     def __init__(self, placed: PlacedObject, width: int, height: int) -> None:
-        import cv2
-
         self.placed = placed
         self.width, self.height = width, height
-        # The placement frame in grey, once: occlusion compares every frame's movers against it.
-        self.reference_gray = cv2.cvtColor(placed.placement_frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        # The placement frame, once: occlusion compares every frame's movers against it.
+        self.reference_rgb = placed.placement_frame.astype(np.float32)
 
     def pose(self, t: int) -> np.ndarray:
         """(4, 4) world_from_object drawn in frame t (a "camera"-facing card turns toward the camera)."""
@@ -250,7 +248,7 @@ class FrameRenderer:
             confirm_static=multi_view_confirmation(
                 scene.cameras, scene.depth, scene.dynamic_mask, self.confirmation_views(t)
             ),
-            reference=(self.reference_gray, scene.cameras[placed.anchor.frame], placed.anchor.support_plane, motion),
+            reference=(self.reference_rgb, scene.cameras[placed.anchor.frame], placed.anchor.support_plane, motion),
         )
         alpha = visible_alpha(geometry, layer.alpha, layer.depth, layer.bbox)
         support = SupportPlane(contact, plane.normal)

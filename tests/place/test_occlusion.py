@@ -91,8 +91,7 @@ def test_a_mover_mask_where_the_picture_has_not_changed_hides_nothing(intrinsics
     mover[cy - 40 : cy + 10, cx - 5 : cx + 5] = True  # ordered in front by its contact (see above)
     geometry.dynamic_mask[:] = mover
     geometry.scene_depth[mover] = 0.0
-    placement_gray = cv2.cvtColor(geometry.image, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    geometry.reference = (placement_gray, geometry.camera, geometry.support_plane, np.eye(4))
+    geometry.reference = (geometry.image.astype(np.float32), geometry.camera, geometry.support_plane, np.eye(4))
     assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
     geometry.image = geometry.image.copy()
     geometry.image[mover] = 40  # now something dark stands there
@@ -122,7 +121,7 @@ def test_a_moving_supports_own_body_in_the_mover_mask_hides_nothing(intrinsics):
     geometry.scene_depth[cart] = 0.0
     geometry.support_moves = True
     geometry.support_region = np.zeros((HEIGHT, WIDTH), bool)  # its flow test failed in this frame
-    geometry.reference = (cv2.cvtColor(texture, cv2.COLOR_RGB2GRAY).astype(np.float32), camera, plane, motion)
+    geometry.reference = (texture.astype(np.float32), camera, plane, motion)
     assert np.array_equal(visible_alpha(geometry, coverage, object_depth, bbox, refine=False), coverage)
     geometry.image = geometry.image.copy()
     geometry.image[cart] = 255 - geometry.image[cart]  # something else stands there

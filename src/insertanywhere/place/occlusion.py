@@ -36,10 +36,15 @@ SEGMENT_MIN_SIZE = 30
 MAX_MOVER_COVERAGE = 0.9
 MOVER_EDGE_BAND = 16 / 832
 """Half-width of the band where a mover's edge is re-decided by colour, as a fraction of the image width."""
+BACKGROUND_SEED_PX = 5
+"""Unchanged regions narrower than this (pixels) do not count as background for a mover's edge."""
 CONTACT_MARGIN_OBJECTS = 0.3
 """Mover masks covering more of the frame than this are taken as failed and not used for ordering."""
 CHANGE_LEVELS = 12.0
-"""Grey levels by which a pixel must differ from the warped placement frame to count as changed."""
+"""Levels (of 255, in some colour channel) by which a pixel must differ from the warped placement frame to count
+as changed."""
+MIN_EXPOSURE_SHARE = 0.1
+"""The exposure match uses the pixels outside movers when they are at least this share of the crop."""
 MIN_CHANGED_SHARE = 0.25
 """A mover without depth hides the object only if at least this share of its pixels there changed."""
 PLANE_TOLERANCE = 0.02
@@ -67,7 +72,7 @@ class FrameGeometry:
         object_size: the object's largest extent, scene units: a mover must stand at least
             CONTACT_MARGIN_OBJECTS of it nearer than the object to be in front (one right beside the object
             cannot be ordered by its contact).
-        reference: the placement frame's (H, W) float32 grey image, its Camera, the support's plane there (world)
+        reference: the placement frame's (H, W, 3) float32 RGB image, its Camera, the support's plane there (world)
             and the support's (4, 4) world motion from the placement frame to this frame, or None: a mover
             without depth hides the object only where it changes the picture against that frame
             (``changes_the_picture``).
@@ -155,59 +160,76 @@ def dynamic_occluders(
     return out
 
 
-def changes_the_picture(geometry: FrameGeometry, mover: np.ndarray, window: tuple[int, int, int, int]) -> bool:
-    """Whether a mover's pixels in ``window`` look different from the placement frame, seen from this frame.
+def changed_pixels(geometry: FrameGeometry, window: tuple[int, int, int, int]) -> np.ndarray:
+    """(h, w) bool over ``window``: pixels that look different from the placement frame, seen from this frame.
 
-    Something standing in front of the object hides what was behind it: the picture there changes. The
-    placement frame is warped into this frame by the support plane's homography, once with the plane held
+    The placement frame is warped into this frame by the support plane's homography, once with the plane held
     still and once carried by the support's motion, and compared after matching the crops' exposure by their
-    medians and a light blur; a pixel has changed when it differs from both warps. A mover mask where the
-    picture has not changed is a mask error, not an occluder:
-
-    - on a white table, DIS carries moving hands' flow into the textureless surface and the residual masks
-      cover it (the real cups and coffee clips hid an object nothing passed in front of);
-    - a moving cart's own body, when the mask takes it in whole, matches the placement frame carried by the
-      cart's motion (the synthetic moving_support's bottle was cut in half by its own cart).
-
-    Where both warps are unsure (parallax off the plane, a change of light) the picture differs and the mover
-    keeps its order.
-
-    Args:
-        geometry: the frame; ``geometry.reference`` must be set.
-        mover: (h, w) bool the mover's pixels in ``window`` (x0, y0, x1, y1).
-
-    Returns:
-        True when at least MIN_CHANGED_SHARE of those pixels differ by more than CHANGE_LEVELS grey levels.
+    medians and a light blur; a pixel has changed when it differs from both warps by more than CHANGE_LEVELS
+    levels in some colour channel (or neither warp reaches it). Colour, not grey: a navy panel in front of a
+    dark brown wall differs by 40 levels in blue and 12 in grey. Off the plane (parallax) or under a change of light the picture
+    differs, so "unchanged" is the safe verdict: it says the pixel shows what it showed at placement.
+    Cached per window in ``geometry.cache``; ``geometry.reference`` must be set.
     """
     assert geometry.reference is not None
-    if not mover.any():
-        return False
-    gray, camera, plane, motion = geometry.reference
+    key = ("changed", window)
+    if key in geometry.cache:
+        return geometry.cache[key]
+    rgb, camera, plane, motion = geometry.reference
     x0, y0, x1, y1 = window
+    changed = np.ones((y1 - y0, x1 - x0), bool)
     plane_a = plane.transformed(camera.cam_from_world)
-    if abs(plane_a.offset) < 1e-12:
-        return True
-    current = cv2.cvtColor(geometry.image[y0:y1, x0:x1], cv2.COLOR_RGB2GRAY).astype(np.float32)
-    current = cv2.GaussianBlur(current, (0, 0), 1.0)
+    if abs(plane_a.offset) < 1e-12 or changed.size == 0:
+        geometry.cache[key] = changed
+        return changed
+    current = cv2.GaussianBlur(geometry.image[y0:y1, x0:x1].astype(np.float32), (0, 0), 1.0)
+    movers = np.asarray(geometry.dynamic_mask[y0:y1, x0:x1], bool)
     # Pixel-corner intrinsics to OpenCV's pixel centres, then into the window's crop.
     to_crop = np.array([[1.0, 0.0, -0.5 - x0], [0.0, 1.0, -0.5 - y0], [0.0, 0.0, 1.0]])
     from_centres = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
-    changed = np.ones(current.shape, bool)
     motions = [np.eye(4)] if np.allclose(motion, np.eye(4)) else [np.eye(4), motion]
     for support_motion in motions:
         b_from_a = geometry.camera.cam_from_world @ support_motion @ camera.world_from_cam
         rotation, translation = b_from_a[:3, :3], b_from_a[:3, 3]
         homography = geometry.camera.K @ (rotation - np.outer(translation, plane_a.normal) / plane_a.offset)
         homography = to_crop @ homography @ np.linalg.inv(camera.K) @ from_centres
-        warped = cv2.warpPerspective(gray, homography, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                                     borderValue=-1.0)  # fmt: skip
-        valid = warped >= 0
+        warped = cv2.warpPerspective(rgb, homography, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                                     borderValue=(-1.0, -1.0, -1.0))  # fmt: skip
+        valid = warped[..., 0] >= 0
         if not valid.any():
             continue
-        gain = float(np.median(current[valid])) / max(float(np.median(warped[valid])), 1.0)
-        difference = np.abs(current - gain * cv2.GaussianBlur(warped, (0, 0), 1.0))
+        # Exposure from the pixels no mover covers: a dark occluder filling the crop would otherwise darken
+        # the placement frame to its own level and pass for unchanged.
+        still = valid & ~movers
+        still = still if still.sum() >= MIN_EXPOSURE_SHARE * still.size else valid
+        gain = float(np.median(current[still])) / max(float(np.median(warped[still])), 1.0)
+        difference = np.abs(current - gain * cv2.GaussianBlur(warped, (0, 0), 1.0)).max(axis=2)
         changed &= ~valid | (difference > CHANGE_LEVELS)
-    return bool(np.mean(changed[mover]) >= MIN_CHANGED_SHARE)
+    geometry.cache[key] = changed
+    return changed
+
+
+def changes_the_picture(geometry: FrameGeometry, mover: np.ndarray, window: tuple[int, int, int, int]) -> bool:
+    """Whether a mover's pixels in ``window`` look different from the placement frame (``changed_pixels``).
+
+    Something standing in front of the object hides what was behind it: the picture there changes. A mover
+    mask where the picture has not changed is a mask error, not an occluder:
+
+    - on a white table, DIS carries moving hands' flow into the textureless surface and the residual masks
+      cover it (the real cups and coffee clips hid an object nothing passed in front of);
+    - a moving cart's own body, when the mask takes it in whole, matches the placement frame carried by the
+      cart's motion (the synthetic moving_support's bottle was cut in half by its own cart).
+
+    Args:
+        geometry: the frame; ``geometry.reference`` must be set.
+        mover: (h, w) bool the mover's pixels in ``window`` (x0, y0, x1, y1).
+
+    Returns:
+        True when at least MIN_CHANGED_SHARE of those pixels changed.
+    """
+    if not mover.any():
+        return False
+    return bool(np.mean(changed_pixels(geometry, window)[mover]) >= MIN_CHANGED_SHARE)
 
 
 def _mover_in_front(
@@ -312,11 +334,14 @@ def occluder_mask(
     wide = dynamic_occluders(geometry, object_contact_z, (wx0, wy0, wx1, wy1))
     inside = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
     if wide[inside].any() and not wide.all():
-        wide = snap_mover_edges(geometry.image[wy0:wy1, wx0:wx1], wide, band)
+        background = None
+        if geometry.reference is not None:
+            background = ~changed_pixels(geometry, (wx0, wy0, wx1, wy1))
+        wide = snap_mover_edges(geometry.image[wy0:wy1, wx0:wx1], wide, band, background)
     return nearer | wide[inside]
 
 
-def snap_mover_edges(image: np.ndarray, mask: np.ndarray, band: int) -> np.ndarray:
+def snap_mover_edges(image: np.ndarray, mask: np.ndarray, band: int, background: np.ndarray | None = None) -> np.ndarray:
     """(h, w) bool: a mover mask's edges re-decided by colour (OpenCV's GrabCut) within a band around them.
 
     The residual-flow masks run ahead of a moving occluder and trail behind it by about a frame's motion
@@ -326,12 +351,31 @@ def snap_mover_edges(image: np.ndarray, mask: np.ndarray, band: int) -> np.ndarr
     rest of the crop decide; outside it the mask stands. A result that loses or gains more than half the
     mask is not trusted (the mask is kept).
 
+    Colour alone confuses a dark occluder with a dark wall behind it. ``background`` says where the picture
+    is what it was at placement (``changed_pixels``): there nothing stands in front, whatever the flow said.
+    Its regions of at least BACKGROUND_SEED_PX across that reach in from outside the mask are taken out of
+    the mask and given to GrabCut as certain background (single pixels that happen to match are not, nor
+    islands inside the mask: a textured occluder has some).
+
     Args:
         image: (h, w, 3) uint8 RGB crop; mask: (h, w) bool movers in front of the object;
-        band: half-width of the band in pixels.
+        band: half-width of the band in pixels; background: (h, w) bool pixels unchanged since placement,
+            or None.
     """
     height, width = mask.shape
-    if min(height, width) < 2 * band + 4:
+    seeds = np.zeros_like(mask)
+    if background is not None and background.any():
+        opening = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (BACKGROUND_SEED_PX, BACKGROUND_SEED_PX))
+        seeds = cv2.morphologyEx(background.astype(np.uint8), cv2.MORPH_OPEN, opening) > 0
+        # Only background reaching in from outside the mask: the mask runs over its edges, while an
+        # "unchanged" island inside it is the occluder's own texture matching what it covers.
+        count, labels_ = cv2.connectedComponents(seeds.astype(np.uint8), connectivity=4)
+        outside = np.zeros(count, bool)
+        outside[np.unique(labels_[seeds & ~mask])] = True
+        outside[0] = False
+        seeds = outside[labels_]
+        mask = mask & ~seeds
+    if min(height, width) < 2 * band + 4 or not mask.any():
         return mask
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
     inner = cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE) > 0
@@ -340,7 +384,7 @@ def snap_mover_edges(image: np.ndarray, mask: np.ndarray, band: int) -> np.ndarr
         return mask
     labels = np.where(mask, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     labels[inner] = cv2.GC_FGD
-    labels[~outer] = cv2.GC_BGD
+    labels[~outer | seeds] = cv2.GC_BGD
     background_model = np.zeros((1, 65), np.float64)
     foreground_model = np.zeros((1, 65), np.float64)
     bgr = np.ascontiguousarray(image[..., ::-1])

@@ -522,15 +522,13 @@ def _drift_corrected(
     a slow dolly that the model test cannot tell from a pan) moves a near support against the background by
     parallax that no per-frame test sees (a fifth of a pixel a frame, 17 px over 80 frames on the synthetic
     moving_occluder). Re-registering the support disk to the placement frame, each frame starting from the
-    last one's correction, measures that drift (``reregister.follow_drift``: a translation along the
-    support plane); it is kept when it moves the support's image by more than
+    last one's correction, measures that drift (``reregister.follow_drift``: a shift of the support's image at
+    the contact's depth and a turn about the ray through it); it is kept when it moves the support's image by more than
     DRIFT_MIN_PX somewhere and keeps the support's texture in place better than no correction
     (``photometric_errors``). The support is still "not moving" for occlusion: only its apparent place is
     corrected.
     """
-    corrected, registered = follow_drift(
-        frames(), scene.cameras, anchor.frame, grid, anchor.support_plane, anchor.contact_world
-    )
+    corrected, registered = follow_drift(frames(), scene.cameras, anchor.frame, grid, anchor.contact_world)
     propagation.motion_test["drift_registered_fraction"] = float(registered.mean())
     if registered.mean() < DRIFT_MIN_REGISTERED:
         return propagation
