@@ -122,9 +122,10 @@ def test_follow_drift_turns_with_the_supports_image(intrinsics):
     for estimate, true in zip(motion, truth, strict=True):
         turn = np.degrees(np.arccos(np.clip((np.trace(estimate[:3, :3] @ true[:3, :3].T) - 1) / 2, -1, 1)))
         assert turn < 0.3
-        pixel_error = camera.project(transform_points(estimate, foot_and_top))[0] - camera.project(
-            transform_points(true, foot_and_top)
-        )[0]
+        pixel_error = (
+            camera.project(transform_points(estimate, foot_and_top))[0]
+            - camera.project(transform_points(true, foot_and_top))[0]
+        )
         assert np.abs(pixel_error).max() < 0.3
     # A shift alone would leave the object's top off by the turn's arc.
     top_arc = np.linalg.norm(np.diff(camera.project(foot_and_top)[0], axis=0)) * np.radians(0.5 * 11)

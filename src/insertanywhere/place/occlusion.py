@@ -167,8 +167,8 @@ def changed_pixels(geometry: FrameGeometry, window: tuple[int, int, int, int]) -
     still and once carried by the support's motion, and compared after matching the crops' exposure by their
     medians and a light blur; a pixel has changed when it differs from both warps by more than CHANGE_LEVELS
     levels in some colour channel (or neither warp reaches it). Colour, not grey: a navy panel in front of a
-    dark brown wall differs by 40 levels in blue and 12 in grey. Off the plane (parallax) or under a change of light the picture
-    differs, so "unchanged" is the safe verdict: it says the pixel shows what it showed at placement.
+    dark brown wall differs by 40 levels in blue and 12 in grey. Off the plane (parallax) or under a change of
+    light the picture differs, so "unchanged" is the safe verdict: it says the pixel shows what it showed at placement.
     Cached per window in ``geometry.cache``; ``geometry.reference`` must be set.
     """
     assert geometry.reference is not None
@@ -341,7 +341,9 @@ def occluder_mask(
     return nearer | wide[inside]
 
 
-def snap_mover_edges(image: np.ndarray, mask: np.ndarray, band: int, background: np.ndarray | None = None) -> np.ndarray:
+def snap_mover_edges(
+    image: np.ndarray, mask: np.ndarray, band: int, background: np.ndarray | None = None
+) -> np.ndarray:
     """(h, w) bool: a mover mask's edges re-decided by colour (OpenCV's GrabCut) within a band around them.
 
     The residual-flow masks run ahead of a moving occluder and trail behind it by about a frame's motion

@@ -181,8 +181,9 @@ def _image_shift_and_roll(
     source, target = predicted - centre, found - centre
     keep = np.ones(len(source), bool)
     for _ in range(2):
-        transform = umeyama(np.c_[source[keep], np.zeros(keep.sum())], np.c_[target[keep], np.zeros(keep.sum())],
-                            with_scale=False)
+        transform = umeyama(
+            np.c_[source[keep], np.zeros(keep.sum())], np.c_[target[keep], np.zeros(keep.sum())], with_scale=False
+        )
         residual = np.linalg.norm(source @ transform[:2, :2].T + transform[:2, 3] - target, axis=1)
         keep = residual <= 3.0 * max(float(np.median(residual)), 0.1)
         if keep.sum() < MIN_POINTS:
