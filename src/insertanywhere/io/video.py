@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -189,6 +190,28 @@ def _looks_like_mp4_without_index(path: Path) -> bool:
 
 
 # ----------------------------------------------------------------------------- reader
+
+
+_PLANAR_8BIT_LUMA = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"})
+_LIMITED_TO_FULL_RANGE = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
+
+
+def _luma(frame: Any) -> np.ndarray:
+    """(H, W) uint8 full-range luma of a decoded ``av.VideoFrame``.
+
+    For 8-bit planar YUV the first plane is the luma: it is read in place and stretched from the limited
+    (16-235) to the full range with a lookup table, 0.1 ms against swscale's 2-4 ms a frame at 832x480
+    (within 1-2 levels of swscale's rounding). Other formats go through swscale.
+    """
+    if frame.format.name not in _PLANAR_8BIT_LUMA:
+        return frame.to_ndarray(format="gray")
+    plane = frame.planes[0]
+    luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
+    if frame.format.name.startswith("yuvj") or int(getattr(frame, "color_range", 0) or 0) == 2:  # 2 = JPEG range
+        return luma.copy()
+    import cv2
+
+    return cv2.LUT(luma, _LIMITED_TO_FULL_RANGE)
 
 
 class VideoReader:
@@ -424,7 +447,7 @@ class VideoReader:
         decoded = 0
         for frame in self._decode_frames(limit=self.info.n_frames):
             decoded += 1
-            yield apply_orientation(frame.to_ndarray(format="gray"), self.orientation)
+            yield apply_orientation(_luma(frame), self.orientation)
         if decoded < self.info.n_frames:
             raise InputError(f"{self.path}: decoded only {decoded} of the {self.info.n_frames} frames")
 

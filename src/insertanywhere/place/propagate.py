@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -417,10 +418,13 @@ def propagate(
         return Propagation(poses, identity, False, np.ones(count, bool), np.zeros(count, int), {"mode": 0.0})
     grid = support_grid(anchor, radius=2.0 * object_radius)
     at_placement = is_support_dynamic(scene, anchor, grid)
-    best = _propagate_hypothesis(scene, anchor, grid, at_placement, smooth_sigma, moving_threshold_px, progress)
-    if frames is not None:
-        frames = _decoded_once(frames, scene)
     shares = _mover_shares(scene, grid)
+    if frames is not None:
+        # Pixels are needed to choose between hypotheses, to check or re-register a moving support and to
+        # follow a rotation camera's drift: then decoding starts now, while the support is tracked.
+        likely_needed = at_placement or bool(np.any(shares > 0.2)) or scene.meta.camera_model == "rotation"
+        frames = _decoded_once(frames, scene, start_now=likely_needed)
+    best = _propagate_hypothesis(scene, anchor, grid, at_placement, smooth_sigma, moving_threshold_px, progress)
     if frames is not None and np.any(shares > 0.2):
         second = _propagate_hypothesis(
             scene, anchor, grid, not at_placement, smooth_sigma, moving_threshold_px, null_progress
@@ -462,17 +466,29 @@ def _hold_still(propagation: Propagation, identity: np.ndarray, anchor: Anchor) 
     propagation.world_from_object = identity @ anchor.world_from_object
 
 
-def _decoded_once(frames: Callable[[], Iterable[np.ndarray]], scene: Scene4D) -> Callable[[], Iterable[np.ndarray]]:
+def _decoded_once(
+    frames: Callable[[], Iterable[np.ndarray]], scene: Scene4D, start_now: bool
+) -> Callable[[], Iterable[np.ndarray]]:
     """The grey frames decoded at most once: kept in memory when they fit in MAX_CACHED_FRAME_BYTES (81
-    frames at 832x480: 32 MB), otherwise decoded again on each pass."""
+    frames at 832x480: 32 MB), otherwise decoded again on each pass. With ``start_now`` the in-memory decode
+    starts at once on a thread (the decoder releases the GIL), overlapping the flow-based tracking that needs
+    no pixels; otherwise on first use."""
     if scene.n_frames * scene.meta.width * scene.meta.height > MAX_CACHED_FRAME_BYTES:
         return frames
-    cache: list[np.ndarray] = []
+    decoding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+    decoded: list[Future[list[np.ndarray]]] = []
+
+    def start() -> Future[list[np.ndarray]]:
+        if not decoded:
+            decoded.append(decoding.submit(lambda: list(frames())))
+            decoding.shutdown(wait=False)
+        return decoded[0]
+
+    if start_now:
+        start()
 
     def cached() -> Iterable[np.ndarray]:
-        if not cache:
-            cache.extend(frames())
-        return iter(cache)
+        return iter(start().result())  # re-raises a failed decode
 
     return cached
 

@@ -130,20 +130,23 @@ def _strip(images: list[np.ndarray], height: int = 96) -> np.ndarray:
     return np.concatenate(resized, axis=1)
 
 
-def depth_strip(scene: Scene4D, n: int = 8) -> np.ndarray:
-    """(h, w, 3) uint8 strip of n colour-mapped inverse-depth thumbnails (black = unknown)."""
+def depth_strip(scene: Scene4D, n: int = 8, height: int = 96) -> np.ndarray:
+    """(h, w, 3) uint8 strip of n colour-mapped inverse-depth thumbnails (black = unknown), ``height`` pixels
+    tall. Each depth map is shrunk first (nearest, so unknown stays unknown): the strip is written on the scene's
+    background thread while the frames are rendered, and full-resolution maps cost it a quarter of a second."""
     frames = strip_frames(scene, n)
-    known_all = np.asarray(scene.depth[frames])
-    positive = known_all[known_all > 0]
+    thumb_size = (max(1, round(scene.meta.width * height / scene.meta.height)), height)
+    depths = [cv2.resize(np.asarray(scene.depth[t], np.float32), thumb_size, interpolation=cv2.INTER_NEAREST)
+              for t in frames]  # fmt: skip
+    positive = np.concatenate([d[d > 0] for d in depths]) if depths else np.zeros(0, np.float32)
     lo, hi = np.percentile(1.0 / positive, [2, 98]) if positive.size else (0.0, 1.0)
     thumbs = []
-    for t in frames:
-        depth = np.asarray(scene.depth[t], np.float32)
+    for depth in depths:
         inverse = np.where(depth > 0, 1.0 / np.maximum(depth, 1e-6), 0.0)
         norm = np.clip((inverse - lo) / max(hi - lo, 1e-9), 0, 1)
         colored = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_TURBO)[..., ::-1]
         thumbs.append(np.where((depth > 0)[..., None], colored, 0).astype(np.uint8))
-    return _strip(thumbs)
+    return _strip(thumbs, height)
 
 
 def strip_frames(scene: Scene4D, n: int = 8) -> list[int]:
