@@ -227,6 +227,8 @@ class FrameRenderer:
 
     def render(self, t: int, frame: np.ndarray) -> dict[str, Any]:
         """Render frame t: the layer, the visible alpha and the visible shadow matte."""
+        import cv2
+
         from insertanywhere.render import SupportPlane, render_object, render_shadow
 
         placed = self.placed
@@ -255,9 +257,9 @@ class FrameRenderer:
         alpha = visible_alpha(geometry, layer.alpha, layer.depth, layer.bbox)
         support = SupportPlane(contact, plane.normal)
         shadow = render_shadow(placed.mesh, camera, pose, support, placed.light, self.width, self.height)
-        ys, xs = np.nonzero(shadow > SHADOW_MIN)
-        if len(ys):
-            box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        left, top, box_w, box_h = cv2.boundingRect((shadow > SHADOW_MIN).view(np.uint8))  # no index arrays
+        if box_w > 0:
+            box = (left, top, left + box_w, top + box_h)
             window, seen = shadow_visibility(geometry, expand_window(box, self.width, self.height, 4))
             if window is not None and seen is not None:
                 x0, y0, x1, y1 = window
