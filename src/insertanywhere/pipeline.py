@@ -167,12 +167,15 @@ def place_object(
     from insertanywhere.render import object_mesh
     from insertanywhere.render.light import Light, default_light, estimate_light
 
+    index = config.placement.frame
     with timer("anchor"):
+        placement_frame = read_frames(config.video, [index])[0]
         if asset.kind == "image" and asset.rgba is not None:
-            anchor, mesh = anchor_card(scene, config.placement, asset.rgba, facing=config.facing)
+            anchor, mesh = anchor_card(scene, config.placement, asset.rgba, facing=config.facing, image=placement_frame)
         else:
             mesh = object_mesh(asset, facing=config.facing)
-            anchor = anchor_object(scene, config.placement, np.asarray(mesh.vertices, np.float64))
+            vertices = np.asarray(mesh.vertices, np.float64)
+            anchor = anchor_object(scene, config.placement, vertices, image=placement_frame)
     radius = anchor.scale * float(np.max(np.linalg.norm(mesh.vertices[:, [0, 2]], axis=1)))
     with timer("propagate"):
         propagation = propagate(
@@ -184,10 +187,8 @@ def place_object(
             frames=lambda: VideoReader(config.video).iter_gray(),
         )
 
-    index = config.placement.frame
     camera = scene.cameras[index]
     normal = anchor.support_plane.normal
-    placement_frame = read_frames(config.video, [index])[0]
     with timer("light"):
         if config.light is not None:
             light = Light.from_angles(config.light[0], config.light[1], normal, camera, source="user")

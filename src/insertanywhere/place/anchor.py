@@ -17,6 +17,7 @@ from scipy.optimize import brentq
 from insertanywhere.conventions import Camera, Placement, PlacementError, Scene4D, make_pose
 from insertanywhere.geometry.planes import Plane, fit_plane_lstsq, intersect_ray_plane
 from insertanywhere.geometry.rigid import rotation_about_axis
+from insertanywhere.place.vertical import vertical_from_lines
 
 MIN_SUPPORT_PIXELS = 30
 STEEP_SUPPORT_DEG = 80.0
@@ -129,18 +130,23 @@ def support_samples(
     return camera.unproject(pixels, z), pixels, on_mover and not near_contact
 
 
-def assumed_ground_plane(camera: Camera, placement: Placement) -> Plane:
-    """The support when the scene has no depth: a floor one unit below a camera assumed level (no pitch or
-    roll), in the world frame; raises PlacementError when the box's bottom is above that floor's horizon."""
+def assumed_ground_plane(camera: Camera, placement: Placement, up_cam: np.ndarray | None = None) -> Plane:
+    """The support when the scene has no depth: a floor one unit below the camera, in the world frame,
+    perpendicular to ``up_cam`` (3,) (the scene's up in the camera frame, ``place.vertical``) or, without it, to
+    the image's up direction (a level camera). Raises PlacementError when the box's bottom is above that
+    floor's horizon."""
     world_from_cam = camera.world_from_cam
-    down = world_from_cam[:3, 1]
-    plane = Plane.from_point_normal(camera.center_world + down, -down)
-    horizon_y = camera.K[1, 2]
-    if placement.contact_pixel[1] <= horizon_y + 1.0:
+    up_cam = np.array([0.0, -1.0, 0.0]) if up_cam is None else np.asarray(up_cam, np.float64)
+    up = world_from_cam[:3, :3] @ (up_cam / np.linalg.norm(up_cam))
+    plane = Plane.from_point_normal(camera.center_world - up, up)
+    ray = world_from_cam[:3, :3] @ camera.pixel_rays_cam(placement.contact_pixel[None])[0]
+    # The contact ray must go down toward the floor, at least a pixel's angle below the horizon.
+    if ray @ up >= -np.linalg.norm(ray) / camera.K[1, 1]:
+        level = "a level floor" if np.allclose(up_cam, [0.0, -1.0, 0.0]) else "the floor (by the scene's verticals)"
         raise PlacementError(
-            f"the scene has no depth and the box's bottom (y = {placement.contact_pixel[1]:.0f}) is above the image "
-            f"centre (y = {horizon_y:.0f}), where an assumed level floor would be; draw the box's bottom lower, or "
-            "give the reconstruction a depth prior (--depth depth-anything-v2)"
+            f"the scene has no depth and the box's bottom (y = {placement.contact_pixel[1]:.0f}) is above the "
+            f"horizon of {level} one unit below the camera; draw the box's bottom lower, or give the "
+            "reconstruction a depth prior (--depth depth-anything-v2)"
         )
     return plane
 
@@ -391,8 +397,14 @@ def contact_on_plane(camera: Camera, plane: Plane, pixel: np.ndarray) -> np.ndar
     return contact
 
 
-def find_support(scene: Scene4D, placement: Placement, rng: np.random.Generator) -> tuple[Plane, int, list[str]]:
+def find_support(
+    scene: Scene4D, placement: Placement, rng: np.random.Generator, image: np.ndarray | None = None
+) -> tuple[Plane, int, list[str]]:
     """The support plane under the placement's contact ray (world frame, normal up).
+
+    Args:
+        image: (H, W, 3) uint8 placement frame: where the scene has no depth, its vertical lines tilt the
+            assumed floor (``place.vertical``); None assumes a level camera.
 
     Returns:
         the plane, the number of depth samples it was fitted to (0 for an assumed floor), and warnings
@@ -405,10 +417,12 @@ def find_support(scene: Scene4D, placement: Placement, rng: np.random.Generator)
     warnings: list[str] = []
     if np.mean(np.isfinite(depth) & (depth > 0)) < MIN_DEPTH_COVERAGE:
         # A static or rotating camera sees no parallax: the classical reconstruction has no depth at all.
-        plane, n_samples, stand_in = assumed_ground_plane(camera, placement), 0, False
+        up_cam = vertical_from_lines(image, camera.K) if image is not None else None
+        plane, n_samples, stand_in = assumed_ground_plane(camera, placement, up_cam), 0, False
+        tilt = "tilted by the scene's vertical lines" if up_cam is not None else "below a level camera"
         warnings.append(
-            "the scene has no depth (static or rotating camera, classical reconstruction): the object stands on "
-            "an assumed floor one unit below a level camera; its image placement is right, its 3D height and its "
+            f"the scene has no depth (static or rotating camera, classical reconstruction): the object stands on "
+            f"an assumed floor one unit away, {tilt}; its image placement is right, its 3D height and its "
             "shadow's perspective are approximate (a depth prior, --depth depth-anything-v2, fixes that)"
         )
     else:
@@ -437,6 +451,7 @@ def anchor_object(
     placement: Placement,
     object_points: np.ndarray,
     rng: np.random.Generator | None = None,
+    image: np.ndarray | None = None,
 ) -> Anchor:
     """Pose the object in the placement frame.
 
@@ -445,13 +460,14 @@ def anchor_object(
         placement: validated against the clip.
         object_points: (N, 3) float64 object-frame geometry (vertices), object units.
         rng: for RANSAC (default: seeded, so the result is deterministic).
+        image: (H, W, 3) uint8 placement frame (see ``find_support``), or None.
 
     Returns:
         The Anchor; raises PlacementError with a fix when the box does not stand on a surface.
     """
     rng = rng or np.random.default_rng(0)
     camera = scene.cameras[placement.frame]
-    plane, n_samples, warnings = find_support(scene, placement, rng)
+    plane, n_samples, warnings = find_support(scene, placement, rng, image)
     # Under perspective the silhouette's box is not centred on the contact's projection, so the contact
     # pixel is refined until the projected box's bottom centre lands on the box's bottom centre.
     target = placement.contact_pixel

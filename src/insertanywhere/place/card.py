@@ -162,6 +162,7 @@ def anchor_card(
     rgba: np.ndarray,
     facing: Facing = "fixed",
     rng: np.random.Generator | None = None,
+    image: np.ndarray | None = None,
 ) -> tuple[Anchor, TexturedMesh]:
     """Stand a picture on the support so that, in the placement frame, it fills the box exactly.
 
@@ -171,6 +172,7 @@ def anchor_card(
         rgba: (h, w, 4) uint8 straight-alpha picture of the object.
         facing: "fixed", or "camera" to keep the card turned toward each frame's camera.
         rng: for the support's RANSAC (default: seeded).
+        image: (H, W, 3) uint8 placement frame (see ``anchor.find_support``), or None.
 
     Returns:
         The Anchor (``scale`` = the card's height in scene units, so the card is one object unit tall)
@@ -180,7 +182,7 @@ def anchor_card(
         raise InputError(f"card facing {facing!r} is unknown; use 'fixed' or 'camera'")
     rng = rng or np.random.default_rng(0)
     camera = scene.cameras[placement.frame]
-    plane, n_samples, warnings = find_support(scene, placement, rng)
+    plane, n_samples, warnings = find_support(scene, placement, rng, image)
     contact = resting_contact(camera, plane, placement, rgba)
     facing_camera = upright_rotation(plane.normal, camera.center_world - contact, 0.0)
     corners = card_corners_on_plane(camera, placement, contact, facing_camera)
