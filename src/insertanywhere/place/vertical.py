@@ -1,11 +1,10 @@
 """The scene's vertical from one image: the vanishing point of its near-vertical line segments.
 
-Used where the reconstruction has no depth (a static or rotating camera with the classical default): the
-object then stands on an assumed floor, and the floor's tilt decides the object's lean and its shadow's
-perspective. A level camera is the fallback guess; real and synthetic cameras look down at a table by 10-30
-degrees, which turns a shadow cast sideways by as much. Walls, doors, table legs and panels are vertical in
-the world, and their images meet at the vertical vanishing point ``v``; the world's up direction in the camera
-is ``K^-1 v`` (Hartley and Zisserman, "Multiple View Geometry", 2nd ed., sec. 8.6).
+Used to level a support whose plane the classical depth got wrong (``anchor._level_support``): the depth of a
+mover comes from tracks triangulated as if it stood still, and a cart's top then tilts by 20 degrees. Walls,
+doors, table legs and panels are vertical in the world, and their images meet at the vertical vanishing point
+``v``; the world's up direction in the camera is ``K^-1 v`` (Hartley and Zisserman, "Multiple View Geometry",
+2nd ed., sec. 8.6).
 
 Segments come from OpenCV's line segment detector (LSD). The vanishing point is found by RANSAC over pairs of
 segments, each hypothesis scored by the length of the segments pointing at it within INLIER_DEG, then refined
