@@ -97,10 +97,12 @@ class FrameGeometry:
 def plane_depth(camera: Camera, plane: Plane, width: int, height: int, window: tuple[int, int, int, int]) -> np.ndarray:
     """Camera z-depth of ``plane`` (world) at the pixel centres of ``window`` (x0, y0, x1, y1); inf where missed."""
     x0, y0, x1, y1 = window
-    xs, ys = np.meshgrid(np.arange(x0, x1) + 0.5, np.arange(y0, y1) + 0.5)
-    rays = np.stack([xs, ys, np.ones_like(xs)], axis=-1) @ np.linalg.inv(camera.K).T  # z = 1 rays, camera frame
     plane_cam = plane.transformed(camera.cam_from_world)
-    denom = rays @ plane_cam.normal
+    # n . K^-1 (x, y, 1) is affine in the pixel: one broadcast sum instead of a ray per pixel.
+    a, b, c = np.linalg.inv(camera.K).T @ plane_cam.normal
+    xs = (np.arange(x0, x1) + 0.5)[None, :]
+    ys = (np.arange(y0, y1) + 0.5)[:, None]
+    denom = a * xs + b * ys + c
     with np.errstate(divide="ignore", invalid="ignore"):
         z = -plane_cam.offset / denom
     return np.where((z > 0) & np.isfinite(z), z, np.inf).astype(np.float32)
