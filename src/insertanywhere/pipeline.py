@@ -66,6 +66,11 @@ RENDER_LOOKAHEAD = 4
 OUTPUT_CRF = 4
 """x264 quality of inserted.mp4: near-lossless (about 47 dB against the decoded input on a moving camera clip,
 45 dB at 8, 43 dB at 12), so the pixels the insertion does not touch stay the input's."""
+OUTPUT_PRESET = "superfast"
+"""x264 preset of inserted.mp4. At CRF 4 most of the encoder's time goes into coding the many bits; against
+"veryfast" on the synthetic dolly clip, "superfast" took 1.6 s instead of 2.5, made a 6 % smaller file and
+scored 47.9 dB instead of 46.5 against the frames (it drops the psycho-visual tuning, which trades PSNR for
+perceived detail); "ultrafast" took 1.0 s for a file twice as large."""
 
 
 @dataclass
@@ -497,7 +502,9 @@ def _insert_frames(
     writer = None
     video_path = out / "inserted.mp4"
     if config.write_video:
-        writer = VideoWriter(video_path, info.width, info.height, info.fps, crf=OUTPUT_CRF).__enter__()
+        writer = VideoWriter(
+            video_path, info.width, info.height, info.fps, crf=OUTPUT_CRF, preset=OUTPUT_PRESET
+        ).__enter__()
     compositor, drawn_reference = _make_compositor(config, renderer) if config.write_video else (None, None)
     png_writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
     pending: list[Future[Path]] = []

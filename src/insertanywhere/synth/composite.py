@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from insertanywhere.render.layer import ObjectLayer
@@ -95,7 +96,10 @@ samples moves by well under a grey level, and a large probe no longer costs tens
 
 def probe_linear(frame: np.ndarray, probe: np.ndarray) -> np.ndarray | None:
     """(3,) float32 median linear colour of a frame's unclipped probe pixels, or None when too few."""
-    ys, xs = np.nonzero(np.asarray(probe, bool))
+    probe = np.asarray(probe, bool)
+    left, top, box_w, box_h = cv2.boundingRect(probe.view(np.uint8))  # index arrays of the probe's box only
+    ys, xs = np.nonzero(probe[top : top + box_h, left : left + box_w])
+    ys, xs = ys + top, xs + left
     if len(ys) > MAX_PROBE_SAMPLES:
         step = -(-len(ys) // MAX_PROBE_SAMPLES)
         ys, xs = ys[::step], xs[::step]
@@ -350,13 +354,12 @@ def _light_wrap(
 
 def _box_of(mask: np.ndarray, pad: int, width: int, height: int) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) box of a non-empty (H, W) bool mask, padded and clipped to the frame."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
+    left, top, box_w, box_h = cv2.boundingRect(np.ascontiguousarray(mask, bool).view(np.uint8))
     return (
-        max(int(cols[0]) - pad, 0),
-        max(int(rows[0]) - pad, 0),
-        min(int(cols[-1]) + 1 + pad, width),
-        min(int(rows[-1]) + 1 + pad, height),
+        max(left - pad, 0),
+        max(top - pad, 0),
+        min(left + box_w + pad, width),
+        min(top + box_h + pad, height),
     )
 
 
