@@ -64,7 +64,9 @@ def write_png(path: str | os.PathLike[str], image: np.ndarray) -> None:
         # Level 1 and libpng's "up" filter only: masks and layers are written every frame, and trying every
         # filter on every row (libpng's default) took 15-25 ms for an 832x480 RGBA layer against 5 ms, for files
         # within 10 % of the size; the PNG writers' threads share the 2 cores with the frame renderers.
-        params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        if hasattr(cv2, "IMWRITE_PNG_FILTER"):  # OpenCV >= 4.11; older ones keep libpng's default filters
+            params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
         if not cv2.imwrite(str(tmp), np.ascontiguousarray(image), params):
             raise OSError(f"cannot write {path}")
 
