@@ -19,6 +19,12 @@ from insertanywhere.geometry.planes import Plane, fit_plane_lstsq, intersect_ray
 from insertanywhere.geometry.rigid import rotation_about_axis
 from insertanywhere.place.vertical import vertical_from_lines
 
+LEVEL_MIN_DEG = 10.0
+LEVEL_MAX_DEG = 25.0
+"""A fitted support between LEVEL_MIN_DEG and LEVEL_MAX_DEG from the scene's vertical (from its lines) is taken as
+level: closer, the fit agrees with the reconstruction's own geometry, which its cameras project (on the dolly the
+fit is 0.6 degrees from the truth and the lines' vertical, seen through self-calibrated intrinsics, 0.7: levelling
+cost 0.014 of mask J); further, it is a ramp, or the vertical is wrong."""
 MIN_SUPPORT_PIXELS = 30
 STEEP_SUPPORT_DEG = 80.0
 UPRIGHT_SUPPORT_DEG = 45.0
@@ -128,14 +134,6 @@ def support_samples(
     z = patch[ys, xs]
     near_contact = np.min(np.linalg.norm(pixels - placement.contact_pixel, axis=1)) <= max(0.6 * box_h, 8.0)
     return camera.unproject(pixels, z), pixels, on_mover and not near_contact
-
-
-LEVEL_MIN_DEG = 10.0
-LEVEL_MAX_DEG = 25.0
-"""A fitted support between LEVEL_MIN_DEG and LEVEL_MAX_DEG from the scene's vertical (from its lines) is taken as
-level: closer, the fit agrees with the reconstruction's own geometry, which its cameras project (on the dolly the
-fit is 0.6 degrees from the truth and the lines' vertical, seen through self-calibrated intrinsics, 0.7: levelling
-cost 0.014 of mask J); further, it is a ramp, or the vertical is wrong."""
 
 
 def assumed_ground_plane(camera: Camera, placement: Placement) -> Plane:
