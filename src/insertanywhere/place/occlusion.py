@@ -206,9 +206,10 @@ def changed_pixels(geometry: FrameGeometry, window: tuple[int, int, int, int]) -
         still = still if still.sum() >= MIN_EXPOSURE_SHARE * still.size else valid
         # Medians over every third row and column: the exposure is a crop-wide level.
         sparse = (slice(None, None, 3), slice(None, None, 3))
-        level_now = np.median(current[sparse][still[sparse]]) if still[sparse].any() else np.median(current[still])
-        level_then = np.median(warped[sparse][still[sparse]]) if still[sparse].any() else np.median(warped[still])
-        gain = float(level_now) / max(float(level_then), 1.0)
+        now, then, picked = (
+            (current[sparse], warped[sparse], still[sparse]) if still[sparse].any() else (current, warped, still)
+        )
+        gain = float(np.median(now[picked])) / max(float(np.median(then[picked])), 1.0)
         difference = cv2.absdiff(current, gain * cv2.GaussianBlur(warped, (0, 0), 1.0))
         # The largest channel difference (numpy's max over a 3-long last axis is ten times slower).
         difference = np.maximum(np.maximum(difference[..., 0], difference[..., 1]), difference[..., 2])

@@ -33,7 +33,7 @@ MAX_MEDIAN_ERROR_PX = 1.0
 MAX_CORRECTION_PX = 15.0
 """Corrections larger than this are not drift but a failed alignment (the estimate is kept)."""
 MAX_ROLL_DEG = 5.0
-"""A still support's image turning further than this under a rotation camera is a failed alignment."""
+"""A still support's image turning further than this in one frame's correction is a failed alignment."""
 MAX_POINTS = 160
 """Grid points aligned per frame (an even subset): PnP needs far fewer, LK costs per point."""
 CROP_MARGIN_PX = 72
@@ -181,12 +181,14 @@ def _image_shift_and_roll(
     (M, 2) by a shift and an in-plane turn about the contact's image, or None for an implausible turn.
 
     The shift moves the contact (3,) (world) at its own depth in this frame; the turn is about the ray through
-    it. A rotation model fitted to the background turns and shifts a nearer support's image a little
-    (the camera's translation, seen as parallax): on the synthetic moving_occluder the vase ends 2 px to the
-    side at its top and level at its foot when only the shift is corrected. The fit is a 2D least-squares
-    rigid transform (Kabsch) refitted once without the points beyond three times the median residual.
+    it. A rotation model fitted to the background (or a general model's drifting cameras and depth) turns and
+    shifts a nearer support's image a little (the camera's translation, seen as parallax): on the synthetic
+    moving_occluder the vase ends 2 px to the side at its top and level at its foot when only the shift is
+    corrected. The fit is a 2D least-squares rigid transform (Kabsch) refitted once without the points beyond
+    three times the median residual.
     """
-    centre = camera.project(contact[None])[0][0]
+    pixels, z = camera.project(contact[None])
+    centre, depth = pixels[0], z[0]
     source, target = predicted - centre, found - centre
     keep = np.ones(len(source), bool)
     for _ in range(2):
@@ -200,7 +202,6 @@ def _image_shift_and_roll(
     angle = float(np.arctan2(transform[1, 0], transform[0, 0]))
     if abs(angle) > np.radians(MAX_ROLL_DEG):
         return None
-    depth = camera.project(contact[None])[1][0]
     moved = camera.unproject((centre + transform[:2, 3])[None], np.array([depth]))[0]
     turn = np.eye(4)
     turn[:3, :3] = rotation_about_axis(moved - camera.center_world, angle)
@@ -215,7 +216,7 @@ def follow_drift(
     grid: np.ndarray,
     contact: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Motions of a still support that keep it on its image under a rotation camera: a shift and a turn.
+    """Motions of a still support that keep it on its image under a moving camera: a shift and a turn.
 
     Each frame is aligned to the placement frame (as ``register_frame``) starting from its neighbour's
     result, outward from the placement frame, so a drift that grows slowly is followed beyond
