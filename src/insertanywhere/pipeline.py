@@ -12,11 +12,9 @@ the previous run's finished files.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import logging
 import platform
-import sys
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,6 +48,7 @@ from insertanywhere.place.occlusion import (
 )
 from insertanywhere.place.propagate import Propagation, PropagationMode, propagate
 from insertanywhere.progress import Progress, StageTimer, null_progress
+from insertanywhere.threads import lower_thread_priority
 
 logger = logging.getLogger(__name__)
 
@@ -424,18 +423,6 @@ def validate_inputs(config: InsertConfig) -> tuple[VideoReader, ObjectAsset]:
     return reader, asset
 
 
-def _lower_thread_priority() -> None:
-    """Run the calling thread at a lower scheduling priority (Linux: threads are scheduled entities with their
-    own nice value; elsewhere a no-op). The scene's background save then takes the cores the frame loop leaves
-    idle instead of slowing it: on 2 cores it cost the mask stage 0.7 s of its 3."""
-    import os
-    import threading
-
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-
-
 def run_insert(config: InsertConfig, progress: Progress = null_progress, scene: Scene4D | None = None) -> InsertResult:
     """Run the whole job and write the output-folder contract into ``config.out``.
 
@@ -453,7 +440,7 @@ def run_insert(config: InsertConfig, progress: Progress = null_progress, scene: 
         _clear_finished(out)
     scene_dir = out / "scene"
     # The scene (hundreds of MB at full resolution) is written on a thread while the frames are rendered.
-    scene_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scene", initializer=_lower_thread_priority)
+    scene_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scene", initializer=lower_thread_priority)
     scene_saves: list[Future[None]] = []
 
     def save_later(job: Callable[[], None]) -> None:

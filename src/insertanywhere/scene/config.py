@@ -29,7 +29,10 @@ class ReconstructConfig:
         K: ``(fx, fy, cx, cy)`` full-resolution pixels, or None (self-calibrated).
         model_path: local folder or cached hub id of the learned backend's weights (raft, depth-anything-v2
             or sam2; one at a time).
-        work_long_side: long side in pixels of the working resolution for flow, tracks and cameras.
+        work_long_side: long side in pixels of the working resolution for flow, depth and dynamic masks.
+        work_max_pixels: the working resolution's pixel budget (width x height): a 4:3 clip works at
+            365x274 rather than 416x312, so every clip costs about what a 16:9 one does.
+        track_long_side: long side of the finer frames the point tracks are refined on (capped at the clip's).
         dis_preset: "ultrafast" | "fast" | "medium".
         device: torch device for learned backends.
     """
@@ -41,6 +44,8 @@ class ReconstructConfig:
     K: tuple[float, float, float, float] | None = None
     model_path: str | None = None
     work_long_side: int = 416
+    work_max_pixels: int = 416 * 240
+    track_long_side: int = 832
     dis_preset: str = "medium"
     device: str = "cpu"
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -59,6 +64,8 @@ class ReconstructConfig:
             raise InputError(f"unknown dynamic backend {self.dynamic!r}; choose one of {', '.join(DYNAMIC_NAMES)}")
         if self.work_long_side < 64:
             raise InputError(f"work_long_side {self.work_long_side} is too small; use at least 64 pixels")
+        if self.work_max_pixels < 64 * 64:
+            raise InputError(f"work_max_pixels {self.work_max_pixels} is too small; use at least 4096")
         learned = [name for name in (self.flow, self.depth, self.dynamic) if name in LEARNED_BACKENDS]
         if learned and not self.model_path:
             raise InputError(f"the {learned[0]} backend needs --model-path (a local weights folder or a hub id)")

@@ -12,6 +12,7 @@ connected weak evidence in space *and time*, so a mover that pauses a frame keep
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -176,6 +177,7 @@ def residual_scores(
     config: ResidualConfig,
     progress: Progress = null_progress,
     depth_confidence: np.ndarray | None = None,
+    consistency: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Per-frame residual scores, forward flow for frames 0..T-2 and backward flow for the last frame;
     each frame takes the larger of its forward and backward evidence.
@@ -185,6 +187,8 @@ def residual_scores(
         depth: (T, h, w) float32 working-resolution z-depth (0 = unknown).
         K: (3, 3) working-resolution intrinsics; cam_from_world: (T, 4, 4).
         depth_confidence: optional (T, h, w) float32 in [0, 1] (see ``residual_score``).
+        consistency: optional precomputed ``fb_consistency`` of the forward and of the backward flows, each
+            (T-1, h, w) bool (``FlowStream`` computes them beside the flow); computed here when absent.
 
     Returns:
         (T, h, w) float32 scores.
@@ -192,25 +196,35 @@ def residual_scores(
     n_frames = len(cam_from_world)
     scores = np.zeros(depth.shape, np.float32)
     rays = pixel_rays(depth.shape[2], depth.shape[1], K)
-    for t in range(n_frames):
+
+    def consistent(pair: int, forward: bool) -> np.ndarray:
+        if consistency is not None:
+            return consistency[0 if forward else 1][pair]
+        if forward:
+            return fb_consistency(flow_forward[pair], flow_backward[pair])
+        return fb_consistency(flow_backward[pair], flow_forward[pair])
+
+    def score_frame(t: int) -> None:
         confidence = depth_confidence[t] if depth_confidence is not None else None
         direction_scores, direction_valid = [], []
-        for other, flow, reverse in (
-            (t + 1, *((flow_forward[t], flow_backward[t]) if t < n_frames - 1 else (None, None))),
-            (t - 1, *((flow_backward[t - 1], flow_forward[t - 1]) if t > 0 else (None, None))),
-        ):
-            if flow is None:
+        for other, pair, forward in ((t + 1, t, True), (t - 1, t - 1, False)):
+            if not 0 <= other < n_frames:
                 continue
+            flow = flow_forward[pair] if forward else flow_backward[pair]
             rigid, rotation_only = _rigid_and_rotation_flow(depth[t], K, cam_from_world[t], cam_from_world[other], rays)
             parallax = rigid - rotation_only
             direction_scores.append(residual_score(flow, rigid, config, parallax, confidence))
             # A pixel occluded in that direction has meaningless flow there (forward-backward test).
-            direction_valid.append(fb_consistency(flow, reverse))
+            direction_valid.append(consistent(pair, forward))
         stacked = np.stack(direction_scores)
         valid = np.stack(direction_valid)
         # The strongest evidence among directions where the pixel stays visible; where it is occluded in
         # every direction, the weakest (a disocclusion beside a mover is not itself moving).
         best_valid = np.max(np.where(valid, stacked, 0.0), axis=0)
         scores[t] = np.where(valid.any(axis=0), best_valid, stacked.min(axis=0))
-        progress("dynamic", t + 1, n_frames)
+
+    # Frames are independent and numpy's element-wise passes release the GIL: two threads use both cores.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done, _ in enumerate(pool.map(score_frame, range(n_frames))):
+            progress("dynamic", done + 1, n_frames)
     return scores

@@ -7,7 +7,10 @@ when stored (vectors multiplied by the size ratio; pixel-corner convention, so `
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -60,6 +63,10 @@ class DISFlow:
         flow = self._dis.calc(to_gray(image_a), to_gray(image_b), None)
         return flow.astype(np.float32, copy=False)
 
+    def concurrent_copy(self) -> DISFlow:
+        """A second instance with its own buffers, safe to call at the same time as this one."""
+        return DISFlow(preset=self.preset)
+
 
 FLOW_BACKENDS: dict[str, Callable[..., FlowBackend]] = {"dis": DISFlow}
 """Flow backends by name. ``raft`` is registered by ``insertanywhere.scene.config`` (it needs weights)."""
@@ -78,15 +85,107 @@ def compute_flows(
         forward (T-1, h, w, 2) float32, displacement t -> t+1, and backward (T-1, h, w, 2)
         float32, displacement t+1 -> t, indexed by t.
     """
-    n_pairs = len(frames) - 1
-    height, width = frames[0].shape[:2]
-    forward = np.zeros((max(n_pairs, 0), height, width, 2), np.float32)
-    backward = np.zeros_like(forward)
-    for t in range(n_pairs):
-        forward[t] = backend(frames[t], frames[t + 1])
-        backward[t] = backend(frames[t + 1], frames[t])
-        progress("flow", t + 1, n_pairs)
-    return forward, backward
+    stream = FlowStream(frames, backend, progress)
+    stream.wait()
+    return stream.forward, stream.backward
+
+
+class FlowStream:
+    """Forward and backward flow of consecutive frames, computed on a background thread and readable pair
+    by pair as they arrive, with each pair's forward-backward consistency masks.
+
+    The tracker follows the flow a pair behind it (``stream.forward_pairs[t]`` waits for pair t), so its
+    single-threaded KLT fills the core that DIS leaves idle. When the backend offers ``concurrent_copy()``
+    (DIS), the backward flow of a pair runs on a second thread beside the forward one: DIS's own threading
+    uses two cores only about 65 % of the time (15.3 -> 13.4 ms a call at 416x312, 2 cores).
+
+    Attributes:
+        forward, backward: (T-1, h, w, 2) float32 flow t -> t+1 and t+1 -> t, pixels, indexed by t.
+        consistent_forward, consistent_backward: (T-1, h, w) bool, ``fb_consistency`` of each direction.
+        seconds: wall time from the start to the last pair.
+    """
+
+    def __init__(self, frames: Sequence[np.ndarray], backend: FlowBackend, progress: Progress = null_progress) -> None:
+        """Start computing at once.
+
+        Args:
+            frames: T frames, each (h, w, 3) uint8 RGB, at the working resolution.
+            backend: a FlowBackend (used from the background threads only).
+        """
+        n_pairs = max(len(frames) - 1, 0)
+        height, width = frames[0].shape[:2]
+        self.forward = np.zeros((n_pairs, height, width, 2), np.float32)
+        self.backward = np.zeros_like(self.forward)
+        self.consistent_forward = np.zeros((n_pairs, height, width), bool)
+        self.consistent_backward = np.zeros_like(self.consistent_forward)
+        self.seconds = 0.0
+        self.forward_pairs = _PairsAsTheyArrive(self)
+        self._ready = [threading.Event() for _ in range(n_pairs)]
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        copy = getattr(backend, "concurrent_copy", None)
+        self._thread = threading.Thread(
+            target=self._run, args=(frames, backend, copy() if copy else None, progress), daemon=True
+        )
+        self._thread.start()
+
+    def _run(
+        self, frames: Sequence[np.ndarray], backend: FlowBackend, second: FlowBackend | None, progress: Progress
+    ) -> None:
+        start = time.perf_counter()
+        pool = ThreadPoolExecutor(max_workers=1) if second is not None else None
+        try:
+            for t in range(len(self._ready)):
+                if pool is not None and second is not None:
+                    backward = pool.submit(second, frames[t + 1], frames[t])
+                    self.forward[t] = backend(frames[t], frames[t + 1])
+                    self.backward[t] = backward.result()
+                else:
+                    self.forward[t] = backend(frames[t], frames[t + 1])
+                    self.backward[t] = backend(frames[t + 1], frames[t])
+                self._ready[t].set()
+                self.consistent_forward[t] = fb_consistency(self.forward[t], self.backward[t])
+                self.consistent_backward[t] = fb_consistency(self.backward[t], self.forward[t])
+                progress("flow", t + 1, len(self._ready))
+        except BaseException as err:  # handed to the reader's thread by wait() and forward_pairs
+            self._error = err
+        finally:
+            if pool is not None:
+                pool.shutdown()
+            self.seconds = time.perf_counter() - start
+            for event in self._ready:
+                event.set()
+            self._done.set()
+
+    def pair_ready(self, t: int) -> None:
+        """Block until pair t's flows are computed (raises the backend's error if it failed)."""
+        self._ready[t].wait()
+        if self._error is not None:
+            raise self._error
+
+    def wait(self) -> FlowStream:
+        """Block until every pair and its consistency masks are computed; raise the backend's error if any."""
+        self._done.wait()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self
+
+
+class _PairsAsTheyArrive(Sequence[np.ndarray]):
+    """``stream.forward[t]`` once pair t is computed: a (T-1)-long sequence of (h, w, 2) float32 flows."""
+
+    def __init__(self, stream: FlowStream) -> None:
+        self._stream = stream
+
+    def __len__(self) -> int:
+        return len(self._stream.forward)
+
+    def __getitem__(self, t):  # type: ignore[override]
+        if not isinstance(t, int):
+            raise TypeError("flows are read one pair at a time")
+        self._stream.pair_ready(t)
+        return self._stream.forward[t]
 
 
 def warp_by_flow(values: np.ndarray, flow: np.ndarray) -> np.ndarray:

@@ -55,6 +55,7 @@ class TrackerConfig:
     iterations: int = 20
     max_fb_error: float = 0.7
     redetect_below: float = 0.7
+    fine_window: int = 13  # KLT window on the finer frames (their pixels), when track_points is given them
 
 
 def _detect(gray: np.ndarray, existing_xy: np.ndarray, config: TrackerConfig, n_wanted: int) -> np.ndarray:
@@ -85,17 +86,26 @@ def _sample_flow(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
 
 def track_points(
     grays: Sequence[np.ndarray],
-    flow_forward: np.ndarray | None = None,
+    flow_forward: Sequence[np.ndarray] | None = None,
     config: TrackerConfig | None = None,
     progress: Progress = null_progress,
+    fine_grays: Sequence[np.ndarray] | None = None,
 ) -> Tracks:
     """Track corners through a clip.
+
+    With ``fine_grays`` (the same frames at a higher resolution), corners are detected and the flow read at
+    the working resolution, but KLT refines every step on the finer frames: its cost depends on the number
+    of points and the window, not on the image size, and the tracks' sub-pixel precision (what the camera
+    stage's triangulation and adjustment feed on) improves with the finer pixels.
 
     Args:
         grays: T frames, each (h, w) uint8 grey, at the working resolution.
         flow_forward: optional (T-1, h, w, 2) float32 flow t -> t+1 used as the KLT's initial guess
-            (makes large motions trackable with a small window).
+            (makes large motions trackable with a small window); read in order, one pair at a time, so a
+            ``FlowStream``'s ``forward_pairs`` can be followed while it is computed.
         config: tracker settings.
+        fine_grays: optional T frames, each (H, W) uint8 grey, the same frames at a finer resolution (the
+            same aspect ratio; typically the clip's own, capped).
 
     Returns:
         Tracks with positions in the working resolution's pixels.
@@ -103,8 +113,13 @@ def track_points(
     config = config or TrackerConfig()
     n_frames = len(grays)
     height, width = grays[0].shape
+    # KLT runs on `lk_grays`; `fine` (2,) is the size of a working pixel in their pixels (x, y), 1 without
+    # finer frames (per axis: the rounded sizes differ slightly, e.g. 640/365 against 480/274).
+    lk_grays = grays if fine_grays is None else fine_grays
+    fine = np.array([lk_grays[0].shape[1] / width, lk_grays[0].shape[0] / height], np.float32)
+    window = config.window if fine_grays is None else config.fine_window
     lk_params = {
-        "winSize": (config.window, config.window),
+        "winSize": (window, window),
         "maxLevel": config.pyramid_levels,
         "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, config.iterations, 0.01),
     }
@@ -130,17 +145,17 @@ def track_points(
             guess = active_xy + (
                 _sample_flow(flow_forward[t], active_xy) if flow_forward is not None else np.zeros_like(active_xy)
             )
-            # cv2's LK works in pixel-index coordinates: shift by 0.5 in and out.
-            p0 = (active_xy - 0.5).reshape(-1, 1, 2)
+            # cv2's LK works in pixel-index coordinates: shift by 0.5 in and out (in the LK frames' pixels).
+            p0 = (active_xy * fine - 0.5).astype(np.float32).reshape(-1, 1, 2)
             p1, status1, _ = cv2.calcOpticalFlowPyrLK(
-                grays[t], grays[t + 1], p0, (guess - 0.5).reshape(-1, 1, 2).copy(),
+                lk_grays[t], lk_grays[t + 1], p0, (guess * fine - 0.5).astype(np.float32).reshape(-1, 1, 2),
                 flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **lk_params,
             )  # fmt: skip
             p0_back, status2, _ = cv2.calcOpticalFlowPyrLK(
-                grays[t + 1], grays[t], p1, p0.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **lk_params
+                lk_grays[t + 1], lk_grays[t], p1, p0.copy(), flags=cv2.OPTFLOW_USE_INITIAL_FLOW, **lk_params
             )
-            fb = np.linalg.norm((p0_back - p0).reshape(-1, 2), axis=1)
-            new_xy = p1.reshape(-1, 2) + 0.5
+            fb = np.linalg.norm((p0_back - p0).reshape(-1, 2) / fine, axis=1)
+            new_xy = (p1.reshape(-1, 2) + 0.5) / fine
             inside = (new_xy[:, 0] >= 0) & (new_xy[:, 0] < width) & (new_xy[:, 1] >= 0) & (new_xy[:, 1] < height)
             keep = (status1.ravel() == 1) & (status2.ravel() == 1) & (fb < config.max_fb_error) & inside
             active_ids, active_xy = active_ids[keep], new_xy[keep].astype(np.float32)
