@@ -20,7 +20,7 @@ from insertanywhere.geometry.rigid import rotation_about_axis
 from insertanywhere.place.vertical import vertical_from_lines
 
 LEVEL_MIN_DEG = 10.0
-LEVEL_MAX_DEG = 25.0
+LEVEL_MAX_DEG = 35.0
 """A fitted support between LEVEL_MIN_DEG and LEVEL_MAX_DEG from the scene's vertical (from its lines) is taken as
 level: closer, the fit agrees with the reconstruction's own geometry, which its cameras project (on the dolly the
 fit is 0.6 degrees from the truth and the lines' vertical, seen through self-calibrated intrinsics, 0.7: levelling
