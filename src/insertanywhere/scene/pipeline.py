@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -133,18 +134,40 @@ def _prior_depth(
     return depth, confidence, info, priors
 
 
-def _full_resolution_flows(
-    forward: np.ndarray, backward: np.ndarray, width: int, height: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Working-resolution flows (T-1, h, w, 2) float32 -> (T-1, height, width, 2) float16 at full resolution
-    (what io.scene_store keeps), filled pair by pair: no float32 copy of the clip."""
-    lower_thread_priority()
-    forward_full = np.empty((len(forward), height, width, 2), np.float16)
-    backward_full = np.empty_like(forward_full)
-    for t in range(len(forward)):
-        forward_full[t] = to_float16(resize_flow(forward[t], width, height))
-        backward_full[t] = to_float16(resize_flow(backward[t], width, height))
-    return forward_full, backward_full
+class _FullResolutionFlows:
+    """The working-resolution flows (T-1, h, w, 2) float32 made (T-1, height, width, 2) float16 at full
+    resolution (what io.scene_store keeps), pair by pair: no float32 copy of the clip.
+
+    A lower-priority background thread starts at once and takes the cores the camera and depth stages leave
+    idle; ``result()`` finishes the pairs still left on two threads (a static clip leaves no idle time).
+    """
+
+    def __init__(self, forward: np.ndarray, backward: np.ndarray, width: int, height: int) -> None:
+        self._forward, self._backward, self._size = forward, backward, (width, height)
+        self.forward = np.empty((len(forward), height, width, 2), np.float16)
+        self.backward = np.empty_like(self.forward)
+        self._next = 0
+        self._lock = threading.Lock()
+        self._background = threading.Thread(target=self._work, args=(True,), daemon=True)
+        self._background.start()
+
+    def _work(self, background: bool) -> None:
+        if background:
+            lower_thread_priority()
+        while True:
+            with self._lock:
+                t, self._next = self._next, self._next + 1
+            if t >= len(self._forward):
+                return
+            self.forward[t] = to_float16(resize_flow(self._forward[t], *self._size))
+            self.backward[t] = to_float16(resize_flow(self._backward[t], *self._size))
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Both full-resolution flows, once every pair is made."""
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(self._work, (False, False)))
+        self._background.join()
+        return self.forward, self.backward
 
 
 def reconstruct(
@@ -197,9 +220,7 @@ def reconstruct(
     flow_forward, flow_backward = stream.forward, stream.backward
     # The full-resolution float16 flows the Scene4D keeps, made on a background thread while the cameras and
     # depth are estimated (their single-threaded stretches leave a core idle).
-    flows_full = ThreadPoolExecutor(max_workers=1)
-    flows_full_done = flows_full.submit(_full_resolution_flows, flow_forward, flow_backward, width, height)
-    flows_full.shutdown(wait=False)
+    flows_full = _FullResolutionFlows(flow_forward, flow_backward, width, height)
     with timer("cameras"):
         K_full, K_known = initial_intrinsics(width, height, config.fov_deg, config.K)
         K_work = np.diag([scale_x, scale_y, 1.0]) @ K_full
@@ -244,7 +265,7 @@ def reconstruct(
         # OpenCV and numpy release the GIL in these per-frame calls: two threads use both cores.
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(upsample, range(n_frames)))
-        flow_fw_full, flow_bw_full = flows_full_done.result()
+        flow_fw_full, flow_bw_full = flows_full.result()
     to_full = np.diag([1.0 / scale_x, 1.0 / scale_y, 1.0])
     K_out = to_full @ estimate.K
     cameras = [Camera(K_out, pose) for pose in estimate.cam_from_world]
