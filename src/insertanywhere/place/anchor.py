@@ -20,12 +20,11 @@ from insertanywhere.geometry.rigid import rotation_about_axis
 from insertanywhere.place.vertical import vertical_from_lines
 
 LEVEL_MIN_DEG = 10.0
-LEVEL_MAX_DEG = 35.0
+LEVEL_MAX_DEG = 25.0
 """A fitted support between LEVEL_MIN_DEG and LEVEL_MAX_DEG from the scene's vertical (from its lines) is taken as
 level: closer, the fit agrees with the reconstruction's own geometry, which its cameras project (on the dolly the
 fit is 0.6 degrees from the truth and the lines' vertical, seen through self-calibrated intrinsics, 0.7: levelling
-cost 0.014 of mask J); further, it is a ramp, or the vertical is wrong. The cart top of the synthetic moving_support is
-fitted 22-31 degrees off, depending on the tracks' precision."""
+cost 0.014 of mask J); further, it is a ramp, or the vertical is wrong."""
 MIN_SUPPORT_PIXELS = 30
 STEEP_SUPPORT_DEG = 80.0
 UPRIGHT_SUPPORT_DEG = 45.0
@@ -460,7 +459,7 @@ def _level_support(plane: Plane, camera: Camera, placement: Placement, image: np
     normal is between LEVEL_MIN_DEG and LEVEL_MAX_DEG from it.
 
     Classical depth fits a plane to noisy or, on a mover, wrong points: tracks on a cart are triangulated as
-    if it stood still, and on the synthetic moving_support the cart top's fitted normal is 22-31 degrees off. The
+    if it stood still, and on the synthetic moving_support the cart top's fitted normal is 22 degrees off. The
     cart's tracked turn then reads as a roll about the viewing direction, and keeping the object upright on that
     plane throws the turn away (1 degree of 32). Tables, floors, carts and trays are level, and the vertical
     is measured on the scene's static lines (0.5 degrees off there).

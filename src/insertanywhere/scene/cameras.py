@@ -53,7 +53,7 @@ class CameraConfig:
     rotation_excess_ratio: float = 3.0
     rotation_excess_width: float = 0.9 / 416
     general_vote_share: float = 0.34
-    keyframe_px: float = 18.0
+    keyframe_px: float = 12.0
     keyframe_overlap: float = 0.7
     min_triangulation_deg: float = 1.0
     max_reprojection_px: float = 2.0
@@ -61,7 +61,7 @@ class CameraConfig:
     points_max_error_px: float = 2.0
     optimize_focal: bool = True
     ba_max_nfev: int = 20
-    keyframe_ba_iterations: int = 8  # the keyframes' last adjustment (the global one over all frames follows)
+    keyframe_ba_iterations: int = 20  # the keyframes' last adjustment (the global one over all frames follows)
     max_ba_points: int = 800
     rotation_ba_max_nfev: int = 30
     rotation_coarse_nfev: int = 15

@@ -32,7 +32,9 @@ class ReconstructConfig:
         work_long_side: long side in pixels of the working resolution for flow, depth and dynamic masks.
         work_max_pixels: the working resolution's pixel budget (width x height): a 4:3 clip works at
             365x274 rather than 416x312, so every clip costs about what a 16:9 one does.
-        track_long_side: long side of the finer frames the point tracks are refined on (capped at the clip's).
+        track_long_side: long side of the finer frames the point tracks are refined on (capped at the clip's);
+            0 (the default) tracks on the working frames. 832 makes the cameras of textured general-motion
+            clips more precise, but it turned a real pan (paraglider) into "general": see docs/reconstruction.md.
         dis_preset: "ultrafast" | "fast" | "medium".
         device: torch device for learned backends.
     """
@@ -45,7 +47,7 @@ class ReconstructConfig:
     model_path: str | None = None
     work_long_side: int = 416
     work_max_pixels: int = 416 * 240
-    track_long_side: int = 832
+    track_long_side: int = 0
     dis_preset: str = "medium"
     device: str = "cpu"
     tracker: TrackerConfig = field(default_factory=TrackerConfig)

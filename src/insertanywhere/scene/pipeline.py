@@ -197,8 +197,8 @@ def reconstruct(
     with timer("resize"):
         frames_work = [cv2.resize(f, (work_width, work_height), interpolation=cv2.INTER_AREA) for f in frames]
         grays = [to_gray(f) for f in frames_work]
-        # The tracks are refined on finer frames (at least the working ones): their sub-pixel precision sets
-        # the cameras' (synthetic families' ATE 0.07-0.27 % -> 0.04-0.21 %, 7-Scenes 1.29 -> 1.25 %).
+        # Optionally (track_long_side) the tracks are refined on finer frames: their sub-pixel precision sets
+        # the cameras' (synthetic families' ATE 0.07-0.27 % -> 0.04-0.21 %, 7-Scenes 1.29 -> 1.26 %).
         fine_width, fine_height = _work_size(width, height, max(config.track_long_side, max(work_width, work_height)))
         fine_grays: list[np.ndarray] | None
         if (fine_width, fine_height) == (work_width, work_height):
