@@ -130,3 +130,26 @@ def test_follow_drift_turns_with_the_supports_image(intrinsics):
     # A shift alone would leave the object's top off by the turn's arc.
     top_arc = np.linalg.norm(np.diff(camera.project(foot_and_top)[0], axis=0)) * np.radians(0.5 * 11)
     assert top_arc > 1.0
+
+
+def test_shift_and_roll_reads_the_contacts_own_displacement_under_parallax(intrinsics):
+    """The floor around the contact shows a depth-dependent parallax (a shear and a vertical stretch across the
+    disk) and a passing occluder hides its left part: the correction is the contact's own displacement with no
+    turn. A rigid fit gave the surviving points' mean displacement and read half the shear as a turn."""
+    from insertanywhere.place.reregister import _image_shift_and_roll
+
+    camera = orbit_cameras(intrinsics, 1, 0.0, distance=2.5, height=1.8)[0]
+    contact = np.zeros(3)
+    centre = camera.project(contact[None])[0][0]
+    rng = np.random.default_rng(0)
+    offsets = np.c_[rng.uniform(-20.0, 70.0, 120), rng.uniform(0.0, 14.0, 120)]  # the disk's right, nearer part
+    predicted = centre + offsets
+    shift = np.array([0.6, -0.4])
+    displacement = shift + np.c_[0.06 * offsets[:, 1], 0.03 * offsets[:, 1]]  # shear and stretch with depth (y)
+    found = predicted + displacement + rng.normal(0.0, 0.03, predicted.shape)
+    correction = _image_shift_and_roll(camera, contact, predicted, found)
+    assert correction is not None
+    turn = np.degrees(np.arccos(np.clip((np.trace(correction[:3, :3]) - 1) / 2, -1, 1)))
+    assert turn < 0.1
+    moved = camera.project(transform_points(correction, contact[None]))[0][0]
+    np.testing.assert_allclose(moved - centre, shift, atol=0.05)

@@ -80,3 +80,30 @@ def test_a_support_fitted_near_level_is_levelled_by_the_scenes_vertical():
     blank = np.full_like(image, 128)
     fitted = Plane.from_point_normal(contact, rotation_about_axis(np.array([1.0, 0.0, 0.0]), np.radians(15.0)) @ UP)
     np.testing.assert_allclose(_level_support(fitted, camera, placement, blank).normal, fitted.normal)
+
+
+@pytest.mark.parametrize(("intrinsics", "tilted"), [("self-calibrated", True), ("given", True), ("guessed", False)])
+def test_the_assumed_floor_of_a_depthless_scene_follows_the_vertical_when_the_focal_is_measured(intrinsics, tilted):
+    """A rotating camera pitched 20 degrees down gives no depth: the assumed floor is perpendicular to the
+    scene's vertical from its lines when the focal length is measured (or given), and level with the camera
+    when it is only guessed (the lines' vertical is seen through K)."""
+    from insertanywhere.conventions import Scene4D, SceneMeta
+    from insertanywhere.place.anchor import find_support
+
+    K = intrinsics_from_fov(WIDTH, HEIGHT, 60.0)
+    eye = np.array([0.0, 1.6, 0.0])
+    camera = Camera(K=K, cam_from_world=look_at(eye, eye + np.array([0.0, -np.tan(np.radians(20.0)), 1.0])))
+    image = _poles_image(camera, np.random.default_rng(3))
+    meta = SceneMeta(WIDTH, HEIGHT, 24.0, 2, "arbitrary", "rotation", {}, {"intrinsics": intrinsics})
+    empty = np.zeros((2, HEIGHT, WIDTH), np.float32)
+    flows = np.zeros((1, HEIGHT, WIDTH, 2), np.float32)
+    scene = Scene4D(meta, [camera, camera], empty, empty.copy(), empty.astype(bool), flows, flows.copy())
+    plane, n_samples, warnings = find_support(
+        scene, Placement(frame=0, box=(300.0, 330.0, 340.0, 420.0)), np.random.default_rng(0), image
+    )
+    assert n_samples == 0 and any("assumed floor" in w for w in warnings)
+    off_vertical = np.degrees(np.arccos(np.clip(abs(plane.normal @ UP), -1.0, 1.0)))
+    if tilted:
+        assert off_vertical < 1.5 and any("vertical lines" in w for w in warnings)
+    else:
+        assert abs(off_vertical - 20.0) < 0.5 and any("level camera" in w for w in warnings)

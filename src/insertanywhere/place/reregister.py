@@ -184,25 +184,38 @@ def _image_shift_and_roll(
     it. A rotation model fitted to the background (or a general model's drifting cameras and depth) turns and
     shifts a nearer support's image a little (the camera's translation, seen as parallax): on the synthetic
     moving_occluder the vase ends 2 px to the side at its top and level at its foot when only the shift is
-    corrected. The fit is a 2D least-squares rigid transform (Kabsch) refitted once without the points beyond
-    three times the median residual.
+    corrected.
+
+    The points beyond three times the median residual of a rigid fit are dropped (twice), then a 2D
+    least-squares affine map about the contact's image is fitted to the rest; the shift is its displacement at
+    the contact and the turn its dy/dx term. The rigid (Kabsch) fit alone gave the grid's mean displacement
+    and read the turn from both cross terms: a floor seen at a grazing angle under a translating camera has a
+    parallax that grows with depth (a shear and a vertical stretch across the disk), and where a passing
+    occluder hid part of the disk, the surviving points' mean moved away from the contact's own displacement
+    (moving_occluder, with the floor tilted by the scene's verticals: the vase 1.2 px low and leaning after the
+    panel passed; object PSNR 25.1 -> 26.1 dB).
     """
     pixels, z = camera.project(contact[None])
     centre, depth = pixels[0], z[0]
     source, target = predicted - centre, found - centre
     keep = np.ones(len(source), bool)
-    for _ in range(2):
-        transform = umeyama(
+    for _ in range(2):  # outliers by a rigid fit: an affine one would bend toward an occluder's edge
+        rigid = umeyama(
             np.c_[source[keep], np.zeros(keep.sum())], np.c_[target[keep], np.zeros(keep.sum())], with_scale=False
         )
-        residual = np.linalg.norm(source @ transform[:2, :2].T + transform[:2, 3] - target, axis=1)
+        residual = np.linalg.norm(source @ rigid[:2, :2].T + rigid[:2, 3] - target, axis=1)
         keep = residual <= 3.0 * max(float(np.median(residual)), 0.1)
         if keep.sum() < MIN_POINTS:
             return None
-    angle = float(np.arctan2(transform[1, 0], transform[0, 0]))
+    design = np.c_[source[keep], np.ones(keep.sum())]
+    affine, *_ = np.linalg.lstsq(design, target[keep], rcond=None)  # (3, 2): target = [source, 1] @ affine
+    # The turn is read from how the vertical displacement changes along x (d target_y / d source_x), and the
+    # shift is the fitted displacement of the contact itself (the coordinates are centred on it).
+    angle = float(np.arcsin(np.clip(affine[0, 1], -1.0, 1.0)))
+    shift = affine[2]
     if abs(angle) > np.radians(MAX_ROLL_DEG):
         return None
-    moved = camera.unproject((centre + transform[:2, 3])[None], np.array([depth]))[0]
+    moved = camera.unproject((centre + shift)[None], np.array([depth]))[0]
     turn = np.eye(4)
     turn[:3, :3] = rotation_about_axis(moved - camera.center_world, angle)
     turn[:3, 3] = moved - turn[:3, :3] @ contact
