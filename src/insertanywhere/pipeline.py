@@ -33,6 +33,7 @@ from insertanywhere.conventions import (
     transform_points,
 )
 from insertanywhere.errors import InputError
+from insertanywhere.geometry.boxes import mask_box
 from insertanywhere.io.assets import ObjectAsset, load_object
 from insertanywhere.io.atomic import prepare_output_dir, write_json_atomic
 from insertanywhere.io.images import write_png, write_sequence_frame
@@ -232,8 +233,6 @@ class FrameRenderer:
 
     def render(self, t: int, frame: np.ndarray) -> dict[str, Any]:
         """Render frame t: the layer, the visible alpha and the visible shadow matte."""
-        import cv2
-
         from insertanywhere.render import SupportPlane, render_object, render_shadow
 
         placed = self.placed
@@ -262,9 +261,8 @@ class FrameRenderer:
         alpha = visible_alpha(geometry, layer.alpha, layer.depth, layer.bbox)
         support = SupportPlane(contact, plane.normal)
         shadow = render_shadow(placed.mesh, camera, pose, support, placed.light, self.width, self.height)
-        left, top, box_w, box_h = cv2.boundingRect((shadow > SHADOW_MIN).view(np.uint8))  # no index arrays
-        if box_w > 0:
-            box = (left, top, left + box_w, top + box_h)
+        box = mask_box(shadow > SHADOW_MIN)
+        if box is not None:
             window, seen = shadow_visibility(geometry, expand_window(box, self.width, self.height, 4))
             if window is not None and seen is not None:
                 x0, y0, x1, y1 = window

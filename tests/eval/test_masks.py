@@ -13,9 +13,9 @@ from insertanywhere.eval.masks import (
     boundary_precision_recall,
     boundary_tolerance_px,
     jaccard,
-    mask_box,
     score_mask_sequence,
 )
+from insertanywhere.geometry.boxes import mask_box
 
 
 def square(size: int, x0: int, y0: int, side: int) -> np.ndarray:

@@ -28,9 +28,10 @@ import numpy as np
 from insertanywhere.errors import InputError, MissingDependencyError
 from insertanywhere.eval import gt_metrics, vbench
 from insertanywhere.eval.cases import GtCase, count_frames, iter_masks, iter_mattes, read_gt_case
-from insertanywhere.eval.masks import mask_box, score_mask_sequence
+from insertanywhere.eval.masks import score_mask_sequence
 from insertanywhere.eval.subject import evenly_spaced_frames, subject_similarity
 from insertanywhere.eval.trajectory import score_trajectory
+from insertanywhere.geometry.boxes import mask_box
 from insertanywhere.io.assets import load_object
 from insertanywhere.io.atomic import read_json, write_json_atomic
 from insertanywhere.io.images import frame_name, read_png

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from insertanywhere.errors import MissingDependencyError
-from insertanywhere.eval.masks import mask_box
+from insertanywhere.geometry.boxes import mask_box
 
 OBJECT_BOX_GROWTH = 0.25
 """The object region is the GT object's box grown by this fraction of its size on every side."""

@@ -206,11 +206,3 @@ def score_mask_sequence(
         partly_occluded_frames=sorted(int(i) for i in partly_occluded_frames),
         fully_occluded_frames=sorted(int(i) for i in fully_occluded_frames),
     )
-
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Tight box ``(x0, y0, x1, y1)`` (x1, y1 exclusive, pixel-corner origin) of an (H, W) bool mask; None if empty."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return None
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from insertanywhere.eval.masks import mask_box
+from insertanywhere.geometry.boxes import mask_box
 from insertanywhere.models.image_encoder import ImageEncoder
 
 N_SUBJECT_FRAMES = 10

@@ -22,9 +22,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from insertanywhere.geometry.boxes import mask_box
 from insertanywhere.render.layer import ObjectLayer
 from insertanywhere.synth.blur_grain import (
     edge_blur_sigma,
@@ -96,9 +96,11 @@ samples moves by well under a grey level, and a large probe no longer costs tens
 
 def probe_linear(frame: np.ndarray, probe: np.ndarray) -> np.ndarray | None:
     """(3,) float32 median linear colour of a frame's unclipped probe pixels, or None when too few."""
-    probe = np.asarray(probe, bool)
-    left, top, box_w, box_h = cv2.boundingRect(probe.view(np.uint8))  # index arrays of the probe's box only
-    ys, xs = np.nonzero(probe[top : top + box_h, left : left + box_w])
+    box = mask_box(probe)
+    if box is None:
+        return None
+    left, top, right, bottom = box  # index arrays of the probe's box only
+    ys, xs = np.nonzero(np.asarray(probe, bool)[top:bottom, left:right])
     ys, xs = ys + top, xs + left
     if len(ys) > MAX_PROBE_SAMPLES:
         step = -(-len(ys) // MAX_PROBE_SAMPLES)
@@ -354,13 +356,10 @@ def _light_wrap(
 
 def _box_of(mask: np.ndarray, pad: int, width: int, height: int) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) box of a non-empty (H, W) bool mask, padded and clipped to the frame."""
-    left, top, box_w, box_h = cv2.boundingRect(np.ascontiguousarray(mask, bool).view(np.uint8))
-    return (
-        max(left - pad, 0),
-        max(top - pad, 0),
-        min(left + box_w + pad, width),
-        min(top + box_h + pad, height),
-    )
+    box = mask_box(mask)
+    assert box is not None, "the mask is empty"
+    left, top, right, bottom = box
+    return max(left - pad, 0), max(top - pad, 0), min(right + pad, width), min(bottom + pad, height)
 
 
 def _eroded(mask: np.ndarray, pixels: int) -> np.ndarray:
