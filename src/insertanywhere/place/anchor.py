@@ -410,7 +410,8 @@ def find_support(
 
     Args:
         image: (H, W, 3) uint8 placement frame: its vertical lines level a support whose fitted plane is far
-            from level (``_level_support``); None keeps the fit.
+            from level (``_level_support``) and, where the scene has no depth and the focal length is measured,
+            tilt the assumed floor; None keeps the fit and a level assumed floor.
 
     Returns:
         the plane, the number of depth samples it was fitted to (0 for an assumed floor), and warnings

@@ -233,9 +233,9 @@ def follow_drift(
 
     Each frame is aligned to the placement frame (as ``register_frame``) starting from its neighbour's
     result, outward from the placement frame, so a drift that grows slowly is followed beyond
-    MAX_CORRECTION_PX. The correction is the 2D rigid motion of the grid points' image about the contact's
-    image (``_image_shift_and_roll``): three degrees of freedom, not PnP's six, because the disk of a support
-    seen at a grazing angle is nearly a line in the image. Streams the frames once; only the frames before the
+    MAX_CORRECTION_PX. The correction is a shift of the contact's image and a turn about it, read from the grid
+    points' image (``_image_shift_and_roll``): three degrees of freedom, not PnP's six, because the disk of a
+    support seen at a grazing angle is nearly a line in the image. Streams the frames once; only the frames before the
     placement frame are held.
 
     Args:

@@ -34,8 +34,8 @@ from insertanywhere.scene.tracks import Tracks, track_points
 from insertanywhere.threads import lower_thread_priority
 
 # 2: pycolmap bundle adjustment, faster tracker settings; 3: rotation-fit model test, gauge-free rotation
-# adjustment; 4: frames decoded with swscale's default colour conversion; 5: tracks refined on finer frames,
-# a pixel budget for the working size, fewer keyframes.
+# adjustment; 4: frames decoded with swscale's default colour conversion; 5: a pixel budget for the working
+# size (and the opt-in finer tracks).
 PIPELINE_VERSION = 5
 
 
