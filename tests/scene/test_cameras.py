@@ -119,3 +119,36 @@ def test_lens_distortion_does_not_make_a_pan_translate():
     # Distortion spoils the rotation fit a little more than the homography's: a bare "worse than H" rule fails.
     naive, _ = select_motion_model(tracks, CameraConfig(rotation_excess_ratio=1.2, rotation_excess_width=0.0), K=K)
     assert naive == "general"
+
+
+def test_register_rejects_a_pose_that_explains_few_points(monkeypatch):
+    """A PnP-RANSAC hit on a handful of points can be a degenerate pose (a real clip gave a camera 90 km away
+    whose other 180 points were all 120 px off); it must not be kept, and the seeded retry must recover."""
+    import cv2
+
+    from insertanywhere.scene import cameras
+
+    poses = look_poses(10, "general")
+    points = scene_points(300)
+    tracks = project_tracks(poses, points, noise_px=0.0)
+    recon = cameras._Reconstruction(tracks, K, CameraConfig())
+    recon.points[:] = points
+    recon.poses[0] = poses[0]
+    assert recon.register(5, None)
+    np.testing.assert_allclose(recon.poses[5][:3, 3], poses[5][:3, 3], atol=1e-4)
+
+    real_ransac = cv2.solvePnPRansac
+
+    def degenerate_unless_seeded(object_points, image_points, camera, dist, *args, **kwargs):
+        if kwargs.get("useExtrinsicGuess"):
+            return real_ransac(object_points, image_points, camera, dist, *args, **kwargs)
+        far = np.array([[3.0e3], [1.0e4], [-9.0e4]])
+        return True, np.zeros((3, 1)), far, np.arange(12).reshape(-1, 1)
+
+    monkeypatch.setattr(cv2, "solvePnPRansac", degenerate_unless_seeded)
+    monkeypatch.setattr(cv2, "solvePnPRefineLM", lambda obj, img, camera, dist, rvec, tvec: (rvec, tvec))
+    del recon.poses[5]
+    assert not recon.register(5, None)
+    assert 5 not in recon.poses
+    assert recon.register(5, poses[4])
+    np.testing.assert_allclose(recon.poses[5][:3, 3], poses[5][:3, 3], atol=1e-3)

@@ -57,6 +57,7 @@ class CameraConfig:
     keyframe_overlap: float = 0.7
     min_triangulation_deg: float = 1.0
     max_reprojection_px: float = 2.0
+    register_min_inliers: float = 0.3  # share of a frame's points a PnP pose must explain to be kept
     points_min_angle_deg: float = 1.0  # the output points (they make the classical depth)
     points_max_error_px: float = 2.0
     optimize_focal: bool = True
@@ -475,12 +476,13 @@ class _Reconstruction:
 
     def reprojection_px(self, frame: int, ids: np.ndarray) -> np.ndarray:
         pose = self.poses[frame]
-        cam = self.points[ids] @ pose[:3, :3].T + pose[:3, 3]
-        z = cam[:, 2]
-        pixels = cam @ self.K.T
-        pixels = pixels[:, :2] / np.where(np.abs(z) < 1e-9, 1e-9, z)[:, None]
-        error = np.linalg.norm(pixels - self.tracks.xy[frame, ids], axis=1)
-        return np.where(z > 0, error, np.inf)
+        with np.errstate(over="ignore", invalid="ignore"):  # a degenerate PnP pose can be astronomically far
+            cam = self.points[ids] @ pose[:3, :3].T + pose[:3, 3]
+            z = cam[:, 2]
+            pixels = cam @ self.K.T
+            pixels = pixels[:, :2] / np.where(np.abs(z) < 1e-9, 1e-9, z)[:, None]
+            error = np.linalg.norm(pixels - self.tracks.xy[frame, ids], axis=1)
+        return np.where((z > 0) & np.isfinite(error), error, np.inf)
 
     def initialise(self, a: int, b: int) -> bool:
         both = np.nonzero(self.tracks.visible[a] & self.tracks.visible[b])[0]
@@ -514,15 +516,30 @@ class _Reconstruction:
         return int(good.sum())
 
     def register(self, frame: int, guess: np.ndarray | None) -> bool:
+        """Pose of ``frame`` by PnP-RANSAC on its triangulated tracks, refined by Levenberg-Marquardt.
+
+        ``guess`` (4, 4) cam_from_world, when given, seeds an iterative RANSAC instead of EPnP. The pose is
+        kept only if it explains a ``register_min_inliers`` share of all the frame's points (not only of
+        RANSAC's sample): a handful of consistent points can give a degenerate pose (cafe: a camera 90 km
+        away whose other 180 points were all off by 120 px) that the global adjustment cannot repair.
+        """
         ids = np.nonzero(self.tracks.visible[frame] & np.isfinite(self.points[:, 0]))[0]
         if len(ids) < 12:
             return False
         object_points = self.points[ids]
         image_points = self.tracks.xy[frame, ids].astype(np.float64)
-        ok, rvec, tvec, inliers = cv2.solvePnPRansac(
-            object_points, image_points, self.K, None, reprojectionError=self.config.max_reprojection_px * 1.5,
-            iterationsCount=200, confidence=0.999, flags=cv2.SOLVEPNP_EPNP,
-        )  # fmt: skip
+        threshold = self.config.max_reprojection_px * 1.5
+        if guess is None:
+            ok, rvec, tvec, inliers = cv2.solvePnPRansac(
+                object_points, image_points, self.K, None, reprojectionError=threshold,
+                iterationsCount=200, confidence=0.999, flags=cv2.SOLVEPNP_EPNP,
+            )  # fmt: skip
+        else:
+            ok, rvec, tvec, inliers = cv2.solvePnPRansac(
+                object_points, image_points, self.K, None, cv2.Rodrigues(guess[:3, :3])[0], guess[:3, 3].copy(),
+                useExtrinsicGuess=True, reprojectionError=threshold, iterationsCount=200, confidence=0.999,
+                flags=cv2.SOLVEPNP_ITERATIVE,
+            )  # fmt: skip
         if not ok or inliers is None or len(inliers) < 10:
             return False
         inliers = inliers.ravel()
@@ -530,7 +547,15 @@ class _Reconstruction:
         pose = np.eye(4)
         pose[:3, :3] = cv2.Rodrigues(rvec)[0]
         pose[:3, 3] = tvec.ravel()
+        previous = self.poses.get(frame)
         self.poses[frame] = pose
+        explained = self.reprojection_px(frame, ids) < threshold
+        if explained.sum() < 10 or explained.mean() < self.config.register_min_inliers:
+            if previous is None:
+                del self.poses[frame]
+            else:
+                self.poses[frame] = previous
+            return False
         return True
 
     def triangulate_new(self, frame: int) -> None:
@@ -632,8 +657,9 @@ def estimate_general(
     recon.bundle(sorted(recon.poses), incremental_focal, max_nfev=config.keyframe_ba_iterations)
     # Every other frame by PnP (RANSAC, then Levenberg-Marquardt) against the adjusted keyframe structure.
     for frame in range(n_frames):
-        if frame not in recon.poses:
-            recon.register(frame, None)
+        if frame not in recon.poses and not recon.register(frame, None):
+            # Seeded by the nearest registered camera, PnP finds the pose that EPnP-RANSAC missed.
+            recon.register(frame, recon.poses[min(recon.poses, key=lambda f: abs(f - frame))])
     missing = [f for f in range(n_frames) if f not in recon.poses]
     for frame in missing:  # rare: copy the nearest registered pose
         nearest = min(recon.poses, key=lambda f: abs(f - frame))

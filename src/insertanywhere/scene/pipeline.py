@@ -35,8 +35,9 @@ from insertanywhere.threads import lower_thread_priority
 
 # 2: pycolmap bundle adjustment, faster tracker settings; 3: rotation-fit model test, gauge-free rotation
 # adjustment; 4: frames decoded with swscale's default colour conversion; 5: a pixel budget for the working
-# size (and the opt-in finer tracks).
-PIPELINE_VERSION = 5
+# size (and the opt-in finer tracks); 6: PnP poses checked against all of a frame's points (a seeded retry when
+# EPnP-RANSAC's is degenerate), keyframe adjustment every 4 registrations.
+PIPELINE_VERSION = 6
 
 
 def _load_frames(video_path_or_frames: str | os.PathLike[str] | np.ndarray) -> tuple[np.ndarray, float, dict]:
