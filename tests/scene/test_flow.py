@@ -45,3 +45,9 @@ def test_to_float16_flushes_subnormals_and_keeps_values():
     assert out.dtype == np.float16
     np.testing.assert_array_equal(out[:2], 0.0)
     np.testing.assert_allclose(out[2:], values[2:], rtol=1e-3)
+    # Normal values round exactly as numpy's cast does (OpenCV converts), whatever the shape.
+    flows = np.random.default_rng(0).normal(0.0, 20.0, (3, 24, 32, 2)).astype(np.float32)
+    flows[np.abs(flows) < 1e-3] = 1e-3
+    converted = to_float16(flows)
+    assert converted.shape == flows.shape
+    np.testing.assert_array_equal(converted.view(np.uint16), flows.astype(np.float16).view(np.uint16))

@@ -236,11 +236,13 @@ def resize_flow(flow: np.ndarray, width: int, height: int) -> np.ndarray:
     return resized
 
 
-FLOAT16_TINY = np.float32(np.finfo(np.float16).tiny)
-
-
 def to_float16(values: np.ndarray) -> np.ndarray:
-    """float32 -> float16 with values below float16's smallest normal (6.1e-5) flushed to zero: converting
-    subnormals is ~50x slower in numpy (a static clip's near-zero flow took 14 s to store), and 6e-5 px is
-    far below any flow's precision."""
-    return np.where(np.abs(values) < FLOAT16_TINY, np.float32(0), values).astype(np.float16)
+    """float32 -> float16 (round to nearest even), with what float16 would store as a subnormal (below
+    6.1e-5) flushed to +0: subnormals are ~50x slower in numpy (a static clip's near-zero flow took 14 s to
+    store), and 6e-5 px is far below any flow's precision. OpenCV converts (F16C, 2-3x numpy's cast); the
+    values are one channel for it, so no OpenCV version can read the 1.0 as a per-channel scalar."""
+    flat = np.ascontiguousarray(values, np.float32).reshape(-1, 1)
+    half = cv2.multiply(flat, 1.0, dtype=cv2.CV_16F)
+    bits = half.view(np.uint16)
+    bits[(bits & 0x7C00) == 0] = 0  # exponent 0: subnormal or -0
+    return half.reshape(values.shape)
