@@ -159,6 +159,13 @@ SEVEN_SCENES = (
 )
 
 
+def _seven_scenes_poses(frame_files: list[Path]) -> np.ndarray:
+    """(T, 4, 4) cam_from_world of the sample's frames (its pose files are camera-to-world)."""
+    return np.stack(
+        [np.linalg.inv(np.loadtxt(str(f).replace("rgb", "pose").replace("color.jpg", "pose.txt"))) for f in frame_files]
+    )
+
+
 @pytest.mark.skipif(not SEVEN_SCENES.is_dir(), reason="7-Scenes sample not available")
 def test_seven_scenes_subsample():
     import cv2
@@ -167,9 +174,7 @@ def test_seven_scenes_subsample():
     frames = np.stack(
         [cv2.resize(cv2.imread(str(f))[..., ::-1], (320, 240), interpolation=cv2.INTER_AREA) for f in files]
     )
-    truth = np.stack(
-        [np.linalg.inv(np.loadtxt(str(f).replace("rgb", "pose").replace("color.jpg", "pose.txt"))) for f in files]
-    )
+    truth = _seven_scenes_poses(files)
     config = ReconstructConfig(K=(292.5, 292.5, 160.0, 120.0), work_long_side=320)
     scene = reconstruct(np.ascontiguousarray(frames), config)
     assert scene.meta.camera_model == "general"
@@ -194,9 +199,7 @@ def test_seven_scenes_focal_off_keeps_the_scale():
     files = sorted((SEVEN_SCENES / "rgb").glob("*.color.jpg"))[:81]
     width, height = _work_size(640, 480, 416, 416 * 240)
     frames = [cv2.resize(cv2.imread(str(f)), (width, height), interpolation=cv2.INTER_AREA)[..., ::-1] for f in files]
-    truth = np.stack(
-        [np.linalg.inv(np.loadtxt(str(f).replace("rgb", "pose").replace("color.jpg", "pose.txt"))) for f in files]
-    )
+    truth = _seven_scenes_poses(files)
     forward, _ = compute_flows(frames, DISFlow())
     tracks = track_points([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames], forward)
     K = np.diag([550.0 * width / 640, 550.0 * width / 640, 1.0])  # the scaled focal, square pixels

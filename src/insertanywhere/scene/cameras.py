@@ -547,14 +547,10 @@ class _Reconstruction:
         pose = np.eye(4)
         pose[:3, :3] = cv2.Rodrigues(rvec)[0]
         pose[:3, 3] = tvec.ravel()
-        previous = self.poses.get(frame)
         self.poses[frame] = pose
         explained = self.reprojection_px(frame, ids) < threshold
         if explained.sum() < 10 or explained.mean() < self.config.register_min_inliers:
-            if previous is None:
-                del self.poses[frame]
-            else:
-                self.poses[frame] = previous
+            del self.poses[frame]
             return False
         return True
 
@@ -655,15 +651,18 @@ def estimate_general(
                 recon.bundle(sorted(recon.poses), incremental_focal, max_nfev=5)
         progress("cameras", count + 1, len(pending) + 1)
     recon.bundle(sorted(recon.poses), incremental_focal, max_nfev=config.keyframe_ba_iterations)
+
+    def nearest_registered(frame: int) -> np.ndarray:
+        return recon.poses[min(recon.poses, key=lambda f: abs(f - frame))]
+
     # Every other frame by PnP (RANSAC, then Levenberg-Marquardt) against the adjusted keyframe structure.
     for frame in range(n_frames):
         if frame not in recon.poses and not recon.register(frame, None):
             # Seeded by the nearest registered camera, PnP finds the pose that EPnP-RANSAC missed.
-            recon.register(frame, recon.poses[min(recon.poses, key=lambda f: abs(f - frame))])
+            recon.register(frame, nearest_registered(frame))
     missing = [f for f in range(n_frames) if f not in recon.poses]
     for frame in missing:  # rare: copy the nearest registered pose
-        nearest = min(recon.poses, key=lambda f: abs(f - frame))
-        recon.poses[frame] = recon.poses[nearest].copy()
+        recon.poses[frame] = nearest_registered(frame).copy()
     cam_from_world = np.stack([recon.poses[f] for f in range(n_frames)])
     K = recon.K
     if config.ba_backend == "colmap":
