@@ -152,3 +152,37 @@ def test_register_rejects_a_pose_that_explains_few_points(monkeypatch):
     assert 5 not in recon.poses
     assert recon.register(5, poses[4])
     np.testing.assert_allclose(recon.poses[5][:3, 3], poses[5][:3, 3], atol=1e-3)
+
+
+def test_short_tracks_on_a_slow_mover_are_left_out_beside_its_long_ones():
+    """A slow mover's short tracks are each explained by some static point; its long tracks are not, and
+    the short ones living among them are flagged while the static scene's tracks are kept."""
+    from insertanywhere.scene.cameras import tracks_among_movers
+    from insertanywhere.scene.tracks import Tracks
+
+    n_frames = 30
+    poses = look_poses(n_frames, "general")
+    static = project_tracks(poses, scene_points(600))
+    rng = np.random.default_rng(3)
+    # A box 3.5 units ahead of the first camera, right of the centre, sinking 0.01 units a frame (across the
+    # epipolar lines: a motion along them would be a static point at another depth).
+    box = np.stack([rng.uniform(0.2, 0.9, 120), rng.uniform(-0.4, 0.4, 120), rng.uniform(3.4, 3.6, 120)], 1)
+    sinking = [box + np.array([0, 0.01 * t, 0]) for t in range(n_frames)]
+    xy = np.stack([project_tracks(poses[t : t + 1], sinking[t], seed=t).xy[0] for t in range(n_frames)])
+    short = np.arange(40, 120)  # tracks that live 6 frames each, staggered over the clip
+    for j in short:
+        start = (j * 7) % (n_frames - 6)
+        xy[:start, j] = np.nan
+        xy[start + 6 :, j] = np.nan
+    moving = Tracks(xy.astype(np.float32), np.ones(120, np.float32), np.zeros(120, np.float32))
+    tracks = Tracks(
+        np.concatenate([static.xy, moving.xy], axis=1),
+        np.concatenate([static.quality, moving.quality]),
+        np.concatenate([static.fb_error, moving.fb_error]),
+    )
+    flagged = tracks_among_movers(tracks, poses, K, CameraConfig())
+    on_mover = flagged[static.n_tracks :]
+    assert on_mover[:40].all()  # the long ones: no static point explains them
+    assert on_mover[short].mean() > 0.8  # the short ones beside them
+    assert flagged[: static.n_tracks].mean() < 0.05
+    assert not tracks_among_movers(static, poses, K, CameraConfig()).any()
