@@ -186,3 +186,25 @@ def test_short_tracks_on_a_slow_mover_are_left_out_beside_its_long_ones():
     assert on_mover[short].mean() > 0.8  # the short ones beside them
     assert flagged[: static.n_tracks].mean() < 0.05
     assert not tracks_among_movers(static, poses, K, CameraConfig()).any()
+
+
+def test_a_self_calibrated_focal_is_taken_only_when_it_lowers_the_cost():
+    """With parallax the free focal finds the truth from a guess 10 % off; a focal that must save more cost than
+    any change can is held at the guess (the low-parallax case, where the cost is flat)."""
+    poses = look_poses(25, "general")
+    tracks = project_tracks(poses, scene_points(600))
+    guess = K.copy()
+    guess[0, 0] = guess[1, 1] = 0.9 * K[0, 0]
+    free = estimate_cameras(tracks, guess, K_is_known=False)
+    assert abs(free.K[0, 0] / K[0, 0] - 1) < 0.01
+    held = estimate_cameras(tracks, guess, K_is_known=False, config=CameraConfig(focal_min_gain=float("inf")))
+    np.testing.assert_allclose(held.K, guess)
+
+
+def test_robust_cost_is_ceres_objective():
+    from insertanywhere.scene.bundle import robust_cost
+
+    errors = np.array([0.0, 1.0, 3.0])
+    assert robust_cost(errors, "linear", 1.0) == pytest.approx(0.5 * 10.0)
+    assert robust_cost(errors, "cauchy", 1.0) == pytest.approx(0.5 * (np.log(2.0) + np.log(10.0)))
+    assert robust_cost(errors, "huber", 2.0) == pytest.approx(0.5 * (1.0 + 2 * 2 * 3 - 4))

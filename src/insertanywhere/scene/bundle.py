@@ -413,4 +413,20 @@ def colmap_bundle_adjust(
         K_now[0, 0], K_now[1, 1] = refined[0], refined[1]
     pixels, _ = project(poses, K_now, points, frame, point)
     errors = np.linalg.norm(pixels - observations.xy, axis=1)
-    return BundleResult(poses, points, K_now, errors, float(np.sum(np.minimum(errors, 3 * loss_scale_px) ** 2)))
+    return BundleResult(poses, points, K_now, errors, robust_cost(errors, loss, loss_scale_px))
+
+
+def robust_cost(errors_px: np.ndarray, loss: str, scale_px: float) -> float:
+    """Ceres' objective ``0.5 sum rho(e^2)`` of (M,) reprojection error norms in pixels under ``loss``
+    ("cauchy" | "huber" | "soft_l1" | "linear") at ``scale_px``: what the adjustment minimised."""
+    squared = np.asarray(errors_px, np.float64) ** 2
+    b2 = scale_px**2
+    if loss == "cauchy":
+        rho = b2 * np.log1p(squared / b2)
+    elif loss == "huber":
+        rho = np.where(squared <= b2, squared, 2.0 * scale_px * np.sqrt(squared) - b2)
+    elif loss == "soft_l1":
+        rho = 2.0 * b2 * (np.sqrt(1.0 + squared / b2) - 1.0)
+    else:
+        rho = squared
+    return 0.5 * float(np.sum(rho))

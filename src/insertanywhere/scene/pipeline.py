@@ -37,7 +37,7 @@ from insertanywhere.threads import lower_thread_priority
 # adjustment; 4: frames decoded with swscale's default colour conversion; 5: a pixel budget for the working
 # size (and the opt-in finer tracks); 6: PnP poses checked against all of a frame's points (a seeded retry when
 # EPnP-RANSAC's is degenerate), keyframe adjustment every 4 registrations.
-PIPELINE_VERSION = 7
+PIPELINE_VERSION = 8
 
 
 def _load_frames(video_path_or_frames: str | os.PathLike[str] | np.ndarray) -> tuple[np.ndarray, float, dict]:
