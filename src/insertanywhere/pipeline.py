@@ -335,16 +335,24 @@ class FrameRenderer:
         flow = np.asarray(flow_field[ys, xs], np.float32)  # only the movers' pixels: no full-frame cast
         camera, camera_next = scene.cameras[t], scene.cameras[nxt]
         plane = self.placed.anchor.support_plane.transformed(motion[t])
-        pixels = np.stack([xs + 0.5, ys + 0.5], axis=1)
-        rays = camera.world_from_cam[:3, :3] @ camera.pixel_rays_cam(pixels).T
-        denom = plane.normal @ rays
-        with np.errstate(divide="ignore", invalid="ignore"):
-            along = -(plane.normal @ camera.center_world + plane.offset) / denom
-        hit = camera.center_world[:, None] + rays * along
         step = motion[nxt] @ np.linalg.inv(motion[t])
-        predicted, z = camera_next.project(transform_points(step, hit.T))
-        observed = pixels + flow
-        error = np.linalg.norm(predicted - observed, axis=1)
+        # A pixel's ray r = R K^-1 p meets the plane n.X + d = 0 at X = C + r along, along = -(n.C + d) / (n.r);
+        # scaled by w = n.r, X w = (C n^T - (n.C + d) I) r is linear in p: one 3x3 matrix takes every mover
+        # pixel to camera_next's frame (times w), with no per-pixel ray, hit point or transform.
+        rays_from_pixels = camera.world_from_cam[:3, :3] @ np.linalg.inv(camera.K)
+        offset = float(plane.normal @ camera.center_world + plane.offset)
+        hit_times_w = np.vstack([np.outer(camera.center_world, plane.normal) - offset * np.eye(3), plane.normal])
+        to_next = camera_next.cam_from_world[:3] @ step @ hit_times_w @ rays_from_pixels
+        pixels = np.stack([xs + 0.5, ys + 0.5, np.ones(len(xs))])
+        w = (plane.normal @ rays_from_pixels) @ pixels
+        cam_next = to_next @ pixels
+        projected = camera_next.K @ cam_next
+        with np.errstate(divide="ignore", invalid="ignore"):
+            predicted = projected[:2] / projected[2]
+            z = cam_next[2] / w
+            along = -offset / w
+        observed = pixels[:2] + flow.T
+        error = np.linalg.norm(predicted - observed, axis=0)
         speed = np.linalg.norm(flow, axis=1)
         with np.errstate(invalid="ignore"):
             moves_with_support = (along > 0) & (z > 0) & (error < SUPPORT_FLOW_TOLERANCE_PX + 0.2 * speed)
