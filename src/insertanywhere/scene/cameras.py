@@ -81,9 +81,11 @@ class CameraConfig:
     # 7-Scenes, with a given focal 6 % off) shrink to a near-zero scale that the global adjustment kept.
     incremental_ba_every: int = 4
     global_ba_max_observations: int | None = 20  # per track (long tracks thinned evenly)
-    # Tracks among movers (``tracks_among_movers``) are left out of the global adjustment; 0 turns it off.
-    # Robust cost (Ceres' 0.5 sum rho, px^2) by which a self-calibrated focal must beat the initial one.
+    # Robust cost (Ceres' 0.5 sum rho, px^2) by which a self-calibrated focal must beat the initial one held
+    # (the pycolmap global adjustment).
     focal_min_gain: float = 2.5
+    # Tracks among movers (``tracks_among_movers``) are left out of the pycolmap global adjustment and make no
+    # points; mover_seed_px = 0 turns it off.
     mover_seed_px: float = 1.0
     mover_seed_ratio: float = 5.0  # x the median long track's error, when that is more than mover_seed_px
     mover_seed_frames: int = 20
