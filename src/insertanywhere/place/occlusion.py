@@ -32,11 +32,11 @@ from insertanywhere.scene.depth import guided_filter
 DEPTH_TOLERANCE = 0.03
 """Relative depth margin: the scene must be this much nearer than the object to hide it."""
 SEGMENT_SCALE = 60.0
+SEGMENT_MIN_SIZE = 30
 SNAP_MIN_SHARE = 0.02
 """Image segmentation repairs static depth only when static pixels claiming to be in front cover this share of
 the surface tested: a support whose interpolated depth sits a hair nearer than the object's bottom row (a
 moving cart with no depth of its own, stop 17) made 0.5-1 % of its pixels "in front" in 67 of 81 frames."""
-SEGMENT_MIN_SIZE = 30
 MAX_MOVER_COVERAGE = 0.9
 MOVER_EDGE_BAND = 16 / 832
 """Half-width of the band where a mover's edge is re-decided by colour, as a fraction of the image width."""
@@ -329,7 +329,7 @@ def occluder_mask(
     in_front = known & ~movers & (scene_z < surface_depth * (1.0 - DEPTH_TOLERANCE))
     surface_pixels = max(int(np.count_nonzero(np.isfinite(surface_depth))), 1)
     if segment_snap and np.count_nonzero(in_front) > SNAP_MIN_SHARE * surface_pixels:
-        # Only worth segmenting when a static pixel claims to be in front (most frames: none does). Snapping
+        # Only worth segmenting when static pixels claim to be in front (most frames: none does). Snapping
         # repairs densified *static* depth: movers keep their own depth and take no part (a segment that
         # spans a moving cart's side and the wall behind it would give the wall the cart's depth).
         snapped_z, snapped_known = snap_depth_to_segments(geometry.image[y0:y1, x0:x1], scene_z, known & ~movers)
