@@ -813,13 +813,15 @@ def tracks_among_movers(tracks: Tracks, cam_from_world: np.ndarray, K: np.ndarra
     """Tracks that live mostly beside long tracks no static point explains: (N,) bool.
 
     A slow mover (a cart rolling a third of a pixel a frame) leaves short tracks that one static point
-    explains within noise over their short lives, while the long tracks beside them are not explained
-    (median reprojection error above ``mover_seed_px``). Such tracks bend the cameras of a low-parallax clip
-    (moving_support: ATE 1.9 % with them, 0.4 % without), so they are left out of the global adjustment:
-    a track is flagged when more than ``mover_share`` of its observations lie within ``mover_radius`` (a
-    share of the image width) of a seed seen in the same frame. The same test removes tracks around
-    T-junctions and other unexplained corners of static scenes. Tracks explained within ``mover_protect``
-    x ``mover_seed_px`` over at least half the clip are kept whatever their neighbours.
+    explains within noise over their short lives, while the long tracks beside them are not explained.
+    Seeds are tracks seen in ``mover_seed_frames`` frames or more whose median reprojection error exceeds the
+    seed bar: ``mover_seed_px``, or ``mover_seed_ratio`` x the median long track's error where that is larger.
+    Such tracks bend the cameras of a low-parallax clip (moving_support: ATE 1.9 % with them, 0.4 % without),
+    so they are left out of the global adjustment and make no points: a track is flagged when more than
+    ``mover_share`` of its observations lie within ``mover_radius`` (a share of the image width) of a seed
+    seen in the same frame. The same test removes tracks around T-junctions and other unexplained corners of
+    static scenes. Tracks explained within ``mover_protect`` x the seed bar over at least half the clip are
+    kept whatever their neighbours.
 
     Args:
         tracks: working-resolution tracks (T, N).
