@@ -41,16 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 GAPS = (1, 2, 3, 5, 8)
 
 
-def _sample_flow(flow: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """Bilinear sample of a (h, w, 2) flow at (M, 2) pixel-corner coordinates -> (M, 2) float32."""
-    index = (xy - 0.5).astype(np.float32)
-    sampled = cv2.remap(
-        flow, index[:, 0].reshape(-1, 1), index[:, 1].reshape(-1, 1), cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )  # fmt: skip
-    return sampled.reshape(-1, 2)
-
-
 def _tracks_from_links(points: Sequence[np.ndarray], links: list[tuple[np.ndarray, np.ndarray]]):
     """Tracks (insertanywhere.scene.tracks.Tracks) from per-frame points and links between them.
 
@@ -86,6 +76,8 @@ def _tracks_from_links(points: Sequence[np.ndarray], links: list[tuple[np.ndarra
 
 def corner_tracks(grays: Sequence[np.ndarray], flow_forward: np.ndarray, radius_px: float, gaps=GAPS):
     """Tracks by detection: every frame's corners, linked where the flow carries one onto another."""
+    from insertanywhere.scene.tracks import _sample_flow
+
     points = []
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.01)
     for gray in grays:
