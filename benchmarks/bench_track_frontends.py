@@ -36,6 +36,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from insertanywhere.scene import ReconstructConfig
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 GAPS = (1, 2, 3, 5, 8)
@@ -142,7 +144,7 @@ def run_case(name: str, frames: np.ndarray, true_poses: np.ndarray, K: np.ndarra
     from insertanywhere.scene.tracks import track_points
 
     height, width = frames.shape[1:3]
-    work_width, work_height = _work_size(width, height, 416, args.work_max_pixels)
+    work_width, work_height = _work_size(width, height, ReconstructConfig().work_long_side, args.work_max_pixels)
     small = [cv2.resize(f, (work_width, work_height), interpolation=cv2.INTER_AREA) for f in frames]
     grays = [to_gray(f) for f in small]
     flow_forward, _ = compute_flows(small, DISFlow())
@@ -199,7 +201,7 @@ def main() -> None:
         "--frontends", nargs="+", default=["klt", "corners", "sift"], choices=["klt", "corners", "sift"]
     )
     parser.add_argument(
-        "--work-max-pixels", type=int, default=416 * 240,
+        "--work-max-pixels", type=int, default=ReconstructConfig().work_max_pixels,
         help="the working size's pixel budget (the pipeline's default 99840 puts 7-Scenes at 365x274; 129792 "
         "at 416x312)",
     )  # fmt: skip
