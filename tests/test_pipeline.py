@@ -236,3 +236,42 @@ def test_vace_backend_end_to_end_with_a_tiny_local_model(occluder_case: Path, tm
     ours, _ = read_video(result.inserted_video)
     assert ours.shape == case.background.shape
     assert result.report["backends"]["synth"] == "vace"
+
+
+@pytest.mark.torch
+def test_learned_depth_backend_through_the_insert_command(occluder_case: Path, tmp_path: Path) -> None:
+    """`insert --depth depth-anything-v2 --model-path DIR --device cpu`: the options reach the reconstruction
+    (a tiny random Depth Anything, nothing downloads) and the report says which backend ran where."""
+    pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    from transformers import DepthAnythingForDepthEstimation
+
+    from insertanywhere.testing import tiny_depth_anything_config
+
+    torch.manual_seed(0)
+    model = tmp_path / "tiny-depth-anything"
+    DepthAnythingForDepthEstimation(tiny_depth_anything_config()).save_pretrained(model)
+    out = tmp_path / "out"
+    common = ["--object", occluder_case / "object.png", "--placement", occluder_case / "placement.json", "-o", out]
+    video = occluder_case / "background.mp4"
+    run = _cli("masks", video, *common, "--depth", "depth-anything-v2", "--model-path", model, "--device", "cpu")
+    assert run.returncode == 0, run.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["backends"]["depth"] == "depth-anything-v2" and report["backends"]["device"] == "cpu"
+    scene = json.loads((out / "scene" / "scene.json").read_text())
+    assert scene["prior"] == "depth-anything-v2" and scene["backends"]["device"] == "cpu"
+    assert len(scene["prior_scales"]) == VideoReader(video).info.n_frames
+
+
+@pytest.mark.torch
+def test_learned_backend_options_are_checked_before_any_stage(occluder_case: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    out = tmp_path / "out"
+    common = ["--object", occluder_case / "object.png", "--placement", occluder_case / "placement.json", "-o", out]
+    video = occluder_case / "background.mp4"
+    _assert_one_line_refusal(_cli("insert", video, *common, "--flow", "raft"), out, "needs --model-path")
+    learned = ["--depth", "depth-anything-v2", "--model-path", tmp_path]
+    _assert_one_line_refusal(_cli("insert", video, *common, *learned, "--device", "gpu"), out, "choose auto, cpu")
+    if not torch.cuda.is_available():
+        _assert_one_line_refusal(_cli("insert", video, *common, *learned, "--device", "cuda"), out, "no cuda gpu")
+    assert not (out / "scene").exists()

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from insertanywhere.errors import UserError
+from insertanywhere.models.device import DEVICE_HELP
 
 app = typer.Typer(
     name="insertanywhere",
@@ -150,6 +151,18 @@ YawOpt = Annotated[float, typer.Option("--yaw", help="Turn about the support's n
 OutOpt = Annotated[Path, typer.Option("-o", "--out", help="Output folder (docs/design.md lists what it holds).")]
 DepthOpt = Annotated[str, typer.Option("--depth", help="Depth backend: classical, depth-anything-v2, files:DIR.")]
 FlowOpt = Annotated[str, typer.Option("--flow", help="Flow backend: dis or raft.")]
+DynamicOpt = Annotated[
+    str, typer.Option("--dynamic", help="Dynamic-region backend: residual, or sam2 (residual masks prompt SAM 2).")
+]
+ModelPathOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model-path",
+        help="Weights (local folder or cached hub id) of the learned reconstruction backend: "
+        "--depth depth-anything-v2, --flow raft or --dynamic sam2.",
+    ),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help=DEVICE_HELP + ".")]
 FovOpt = Annotated[float | None, typer.Option("--fov", help="Horizontal field of view in degrees, if known.")]
 PropagationOpt = Annotated[str, typer.Option(help="scene-flow (ride a moving support) or camera-only.")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty folder not made by this tool.")]
@@ -169,6 +182,9 @@ def insert(
     ] = "composite",
     depth: DepthOpt = "classical",
     flow: FlowOpt = "dis",
+    dynamic: DynamicOpt = "residual",
+    model_path: ModelPathOpt = None,
+    device: DeviceOpt = "auto",
     fov: FovOpt = None,
     light: Annotated[str | None, typer.Option("--light", help="AZIMUTH,ELEVATION of the light, degrees.")] = None,
     propagation: PropagationOpt = "scene-flow",
@@ -206,6 +222,7 @@ def insert(
             "allow_cpu": allow_cpu,
             "offload": offload,
             "object_name": object_path.stem,
+            "device": None if device == "auto" else device,
         }
         if model is not None:
             vace_fields["model"] = model
@@ -222,6 +239,9 @@ def insert(
         synth=synth,
         depth=depth,
         flow=flow,
+        dynamic=dynamic,
+        model_path=model_path,
+        device=device,
         fov_deg=fov,
         light=light,
         propagation=propagation,
@@ -246,6 +266,9 @@ def masks(
     yaw: YawOpt = 0.0,
     depth: DepthOpt = "classical",
     flow: FlowOpt = "dis",
+    dynamic: DynamicOpt = "residual",
+    model_path: ModelPathOpt = None,
+    device: DeviceOpt = "auto",
     fov: FovOpt = None,
     propagation: PropagationOpt = "scene-flow",
     overwrite: OverwriteOpt = False,
@@ -263,6 +286,9 @@ def masks(
         out=out,
         depth=depth,
         flow=flow,
+        dynamic=dynamic,
+        model_path=model_path,
+        device=device,
         fov_deg=fov,
         light=None,
         propagation=propagation,
@@ -557,6 +583,7 @@ def reconstruct(
     model_path: Annotated[
         str | None, typer.Option(help="Weights folder (or cached hub id) of the learned backend.")
     ] = None,
+    device: DeviceOpt = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty folder not made by this tool.")] = False,
 ) -> None:
     """Reconstruct the 4D scene of a video: cameras, depth, dynamic masks, flow, static points."""
@@ -576,7 +603,7 @@ def reconstruct(
     if not video.exists():
         raise InputError(f"{video}: no such video file or image folder")
     config = ReconstructConfig(
-        flow=flow, depth=depth, dynamic=dynamic, fov_deg=fov, K=intrinsics, model_path=model_path
+        flow=flow, depth=depth, dynamic=dynamic, fov_deg=fov, K=intrinsics, model_path=model_path, device=device
     ).validate()
     folder = prepare_output_dir(out, overwrite=overwrite, inputs=(video,))
     with rich_progress() as progress:

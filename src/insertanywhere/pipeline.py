@@ -18,9 +18,9 @@ import platform
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -50,6 +50,9 @@ from insertanywhere.place.occlusion import (
 from insertanywhere.place.propagate import Propagation, PropagationMode, propagate
 from insertanywhere.progress import Progress, StageTimer, null_progress
 from insertanywhere.threads import lower_thread_priority
+
+if TYPE_CHECKING:
+    from insertanywhere.scene import ReconstructConfig
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,8 @@ class InsertConfig:
         out: output folder.
         synth: "composite" (CPU) or "vace" (diffusion, GPU).
         depth, flow, dynamic: reconstruction backends by name.
+        model_path: weights (local folder or cached hub id) of the learned reconstruction backend, if one is named.
+        device: torch device of the learned models ("auto": CUDA, else MPS, else CPU), the VACE stage's too.
         fov_deg: horizontal field of view if known (else self-calibrated).
         light: (azimuth_deg, elevation_deg) about the support, or None to estimate it.
         propagation: "scene-flow" (carry the object with its support) or "camera-only".
@@ -108,7 +113,8 @@ class InsertConfig:
     overwrite: bool = False
     vace: Any = None
     write_video: bool = True
-    model_paths: dict[str, str] = field(default_factory=dict)
+    model_path: str | None = None
+    device: str = "auto"
 
 
 @dataclass
@@ -159,10 +165,26 @@ def reconstruct_scene(
 ) -> Scene4D:
     """Run (or reuse) the 4D reconstruction of ``config.video`` into ``scene_dir`` (saved by ``save_later``
     when given, see ``scene.reconstruct_to_folder``)."""
-    from insertanywhere.scene import ReconstructConfig, reconstruct_to_folder
+    from insertanywhere.scene import reconstruct_to_folder
 
-    recon = ReconstructConfig(flow=config.flow, depth=config.depth, dynamic=config.dynamic, fov_deg=config.fov_deg)
-    return reconstruct_to_folder(config.video, scene_dir, recon, progress=progress, save_later=save_later)
+    return reconstruct_to_folder(
+        config.video, scene_dir, reconstruct_config(config), progress=progress, save_later=save_later
+    )
+
+
+def reconstruct_config(config: InsertConfig) -> ReconstructConfig:
+    """The job's reconstruction settings, checked (InputError: an unknown backend, no --model-path for a learned
+    one, an unusable --device)."""
+    from insertanywhere.scene import ReconstructConfig
+
+    return ReconstructConfig(
+        flow=config.flow,
+        depth=config.depth,
+        dynamic=config.dynamic,
+        fov_deg=config.fov_deg,
+        model_path=config.model_path,
+        device=config.device,
+    ).validate()
 
 
 def place_object(
@@ -426,6 +448,7 @@ def validate_inputs(config: InsertConfig) -> tuple[VideoReader, ObjectAsset]:
     asset = load_object(config.object_path)
     if config.synth not in ("composite", "vace"):
         raise InputError(f"unknown --synth {config.synth!r}; choose composite or vace")
+    reconstruct_config(config)
     return reader, asset
 
 

@@ -95,6 +95,9 @@ def test_reconstruct_to_folder_saves_reuses_and_previews(tmp_path):
     stamp = (folder / "depth.npy").stat().st_mtime_ns
     again = reconstruct_to_folder(video, folder, ReconstructConfig())  # same config: reused, not recomputed
     assert (folder / "depth.npy").stat().st_mtime_ns == stamp
+    # The device says where a learned model ran, not what was made: a GPU-made folder is reused on the CPU.
+    reconstruct_to_folder(video, folder, ReconstructConfig(device="cpu"))
+    assert (folder / "depth.npy").stat().st_mtime_ns == stamp
     assert again.meta.extra["fingerprint"] == scene.meta.extra["fingerprint"]
 
 
@@ -105,6 +108,8 @@ def test_bad_config_is_one_line():
         ReconstructConfig(depth="depth-anything-v2").validate()
     with pytest.raises(InputError, match="model-path"):
         ReconstructConfig(dynamic="sam2").validate()
+    with pytest.raises(InputError, match="--device 'gpu0'"):
+        ReconstructConfig(device="gpu0").validate()
     with pytest.raises(InputError, match="frames must be"):
         reconstruct(np.zeros((3, 8, 8), np.uint8))
 

@@ -160,19 +160,16 @@ def dtype_kwargs(dtype: torch.dtype) -> dict[str, Any]:
 
 
 def resolve_device(device: str | None, allow_cpu: bool) -> str:
-    """The torch device to run on: ``device`` when given, else ``cuda`` (or ``mps``) when present.
+    """The torch device to run on: ``device`` when given (checked against what torch sees), else ``cuda`` (or
+    ``mps``) when present (``models.device.resolve_torch_device``; None means "auto").
 
     Raises:
-        UserError: no accelerator is present and ``allow_cpu`` is False (a real clip would take hours on a CPU).
+        UserError: no accelerator is present and ``allow_cpu`` is False (a real clip would take hours on a CPU),
+            or the named device is not usable here.
     """
-    torch = require("torch", "diffusion")
-    if device is None:
-        if torch.cuda.is_available():
-            device = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            device = "mps"
-        else:
-            device = "cpu"
+    from insertanywhere.models.device import resolve_torch_device
+
+    device = resolve_torch_device("auto" if device is None else device, extra="diffusion")
     if device == "cpu" and not allow_cpu:
         raise UserError(
             "--synth vace needs a GPU (none found); run on a CUDA machine, use --synth composite, "

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from insertanywhere.errors import InputError
+from insertanywhere.models.device import check_device_name, resolve_torch_device
 from insertanywhere.scene.cameras import CameraConfig
 from insertanywhere.scene.dynamic import ResidualConfig
 from insertanywhere.scene.tracks import TrackerConfig
@@ -36,7 +37,9 @@ class ReconstructConfig:
             0 (the default) tracks on the working frames. 832 makes the cameras of textured general-motion
             clips more precise, but it turned a real pan (paraglider) into "general": see docs/reconstruction.md.
         dis_preset: "ultrafast" | "fast" | "medium".
-        device: torch device for learned backends.
+        device: torch device of the learned backend: "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N"
+            or "mps". It does not decide the result (a folder made on the GPU is reused on the CPU): the
+            fingerprint leaves it out, and ``backends`` records where the model ran.
     """
 
     flow: str = "dis"
@@ -49,7 +52,7 @@ class ReconstructConfig:
     work_max_pixels: int = 416 * 240
     track_long_side: int = 0
     dis_preset: str = "medium"
-    device: str = "cpu"
+    device: str = "auto"
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     cameras: CameraConfig = field(default_factory=CameraConfig)
     residual: ResidualConfig = field(default_factory=ResidualConfig)
@@ -68,14 +71,27 @@ class ReconstructConfig:
             raise InputError(f"work_long_side {self.work_long_side} is too small; use at least 64 pixels")
         if self.work_max_pixels < 64 * 64:
             raise InputError(f"work_max_pixels {self.work_max_pixels} is too small; use at least 4096")
-        learned = [name for name in (self.flow, self.depth, self.dynamic) if name in LEARNED_BACKENDS]
+        check_device_name(self.device)
+        learned = self.learned_backends
         if learned and not self.model_path:
             raise InputError(f"the {learned[0]} backend needs --model-path (a local weights folder or a hub id)")
         if len(learned) > 1:
             raise InputError(
                 f"one --model-path cannot serve {' and '.join(learned)}; use one learned backend at a time"
             )
+        if learned:
+            # Before any stage runs: --device cuda without a usable GPU is one line, not a late traceback.
+            resolve_torch_device(self.device)
         return self
+
+    @property
+    def learned_backends(self) -> list[str]:
+        """The learned backends this config names (at most one passes ``validate``)."""
+        return [name for name in (self.flow, self.depth, self.dynamic) if name in LEARNED_BACKENDS]
+
+    def torch_device(self) -> str:
+        """The torch device the learned backend runs on here (``device`` resolved; InputError if unusable)."""
+        return resolve_torch_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -84,4 +100,6 @@ class ReconstructConfig:
 
     @property
     def backends(self) -> dict[str, str]:
-        return {"flow": self.flow, "depth": self.depth, "dynamic": self.dynamic, "cameras": "tracks+ba"}
+        """The stages' backends by name, and the device the learned one runs on (when there is one)."""
+        names = {"flow": self.flow, "depth": self.depth, "dynamic": self.dynamic, "cameras": "tracks+ba"}
+        return {**names, "device": self.torch_device()} if self.learned_backends else names

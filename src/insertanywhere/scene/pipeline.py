@@ -329,7 +329,8 @@ def _jsonable(value):
 
 def config_fingerprint(config: ReconstructConfig, source: dict) -> str:
     """Hash of what decides a reconstruction: the config, the input's identity and the pipeline version."""
-    payload = json.dumps({"config": config.to_dict(), "source": source, "v": PIPELINE_VERSION}, sort_keys=True)
+    decides = {key: value for key, value in config.to_dict().items() if key != "device"}  # where, not what
+    payload = json.dumps({"config": decides, "source": source, "v": PIPELINE_VERSION}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

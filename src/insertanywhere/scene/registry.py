@@ -20,7 +20,9 @@ def make_flow_backend(config: ReconstructConfig) -> FlowBackend:
     if config.flow == "raft":
         from insertanywhere.models.raft import RaftFlow, load_raft
 
-        return RaftFlow(load_raft(config.model_path, device=config.device), device=config.device)
+        device = config.torch_device()
+
+        return RaftFlow(load_raft(config.model_path, device=device), device=device)
     return FLOW_BACKENDS[config.flow]()
 
 
@@ -31,8 +33,9 @@ def make_depth_prior(config: ReconstructConfig) -> DepthPrior:
     if config.depth == "depth-anything-v2":
         from insertanywhere.models.depth_anything import DepthAnythingPrior, load_depth_anything
 
-        model, settings = load_depth_anything(config.model_path, device=config.device)
-        return DepthAnythingPrior(model, settings, device=config.device)
+        device = config.torch_device()
+        model, settings = load_depth_anything(config.model_path, device=device)
+        return DepthAnythingPrior(model, settings, device=device)
     raise ValueError(f"{config.depth} has no depth prior")
 
 
@@ -42,5 +45,6 @@ def make_dynamic_backend(config: ReconstructConfig) -> DynamicBackend:
         from insertanywhere.models.sam2 import load_sam2
         from insertanywhere.scene.segment_sam2 import Sam2Dynamic
 
-        return Sam2Dynamic.from_model(load_sam2(config.model_path, device=config.device), device=config.device)
+        device = config.torch_device()
+        return Sam2Dynamic.from_model(load_sam2(config.model_path, device=device), device=device)
     return DYNAMIC_BACKENDS[config.dynamic]()
