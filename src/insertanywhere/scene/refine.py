@@ -24,6 +24,9 @@ from insertanywhere.scene.cameras import CameraEstimate
 from insertanywhere.scene.depth import PriorKind, align_prior, prior_to_depth
 from insertanywhere.scene.tracks import Tracks
 
+LOG_SCALE_LIMIT = 30.0
+"""Per-frame prior scales are kept within exp(+-30): wider trial steps are clipped (huge residual, rejected)."""
+
 
 def _sample(prior: np.ndarray, xy: np.ndarray) -> np.ndarray:
     height, width = prior.shape
@@ -83,7 +86,9 @@ def joint_refine(
         points = x[n_pose : n_pose + n_point].reshape(-1, 3)
         log_scales = x[n_pose + n_point : n_pose + n_point + n_frames]
         shift = x[n_pose + n_point + n_frames :] if use_shift else np.zeros(n_frames)
-        return params_to_poses(params), points, np.exp(log_scales), shift
+        # A trial step of the trust region can try log-scales far out (seen with a poor prior): clipped, it
+        # costs a huge residual and is rejected, instead of overflowing to inf and inf * 0 = nan.
+        return params_to_poses(params), points, np.exp(np.clip(log_scales, -LOG_SCALE_LIMIT, LOG_SCALE_LIMIT)), shift
 
     def residuals(x: np.ndarray) -> np.ndarray:
         poses, points, scale, shift = unpack(x)
