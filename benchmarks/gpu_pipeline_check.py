@@ -5,10 +5,10 @@ command line to the model: ``insertanywhere masks VIDEO ... --depth depth-anythi
 --dynamic sam2 --model-path DIR --device D`` and ``insertanywhere reconstruct ... --device D``, each run as a
 subprocess the way a user runs it, with a tiny randomly initialised model saved to a folder (nothing downloads).
 
-Per backend and device it reports: the exit code (and the last stderr line on failure), the wall time, the
-device the report and ``scene.json`` say the model ran on, and, against the CPU run of the same backend, the
-largest camera-centre difference (% of the trajectory length), the median relative depth difference on pixels
-both runs give a depth, and the mean Jaccard index of the two runs' object masks. It also checks that a device
+Per backend and device it reports: the exit code (and the last stderr line on failure), the warnings it printed,
+the wall time, the device the report and ``scene.json`` say the model ran on, and, against the CPU run of the
+same backend, the largest camera-centre difference (% of the trajectory length), the median relative depth
+difference on pixels both runs give a depth, and the mean Jaccard index of the two runs' object masks. It also checks that a device
 this machine lacks (``cuda:7``) is refused in one line with exit code 2.
 
 A random model's depth and flow are noise, so the figures say whether the GPU and CPU runs of the *same* model
@@ -91,6 +91,11 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def warning_lines(text: str) -> list[str]:
+    """The warnings a run printed (Python's ``...Warning: ...`` lines), at most three."""
+    return [line.strip() for line in text.splitlines() if "Warning:" in line][:3]
+
+
 def read_run(out: Path) -> dict[str, Any]:
     """What a finished ``masks`` run left: cameras, depth and masks (arrays) and the recorded backends."""
     from insertanywhere.io.images import read_sequence
@@ -161,7 +166,8 @@ def main() -> None:
                 run, seconds = cli("masks", clip / "frames", *common, "-o", out, BACKENDS[backend], backend,
                                    "--model-path", model, "--device", device)  # fmt: skip
                 row: dict[str, Any] = {"command": "masks", "backend": backend, "device": device,
-                                       "rc": run.returncode, "seconds": round(seconds, 2)}  # fmt: skip
+                                       "rc": run.returncode, "seconds": round(seconds, 2),
+                                       "warnings": warning_lines(run.stderr)}  # fmt: skip
                 if run.returncode != 0:
                     row["error"] = last_line(run.stderr)
                 else:
@@ -187,6 +193,7 @@ def main() -> None:
                 "scene_device": scene.get("backends", {}).get("device"),
                 "stdout": last_line(run.stdout),
                 "stderr": last_line(run.stderr),
+                "warnings": warning_lines(run.stderr),
             }
             run, _ = cli("reconstruct", clip / "frames", "-o", work / "refused", "--depth", "depth-anything-v2",
                          "--model-path", depth_model, "--device", "cuda:7")  # fmt: skip

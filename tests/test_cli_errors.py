@@ -125,3 +125,24 @@ def test_full_disk_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     assert _main(monkeypatch, "synth", str(tmp_path)) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "disk is full" in err and "depth.npy" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("eval", "OUT", "--device", "gpu0"),
+        ("bench", "CASES", "-o", "REPORT", "--device", "gpu0"),
+        ("reconstruct", "VIDEO", "-o", "SCENE", "--device", "gpu0"),
+        ("train-lora", "DATASET", "-o", "RUN", "--tiny", "--device", "gpu0"),
+    ],
+)
+def test_a_bad_device_name_is_one_line(
+    args: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Every command with --device checks the name the same way, before it reads anything."""
+    (tmp_path / "VIDEO").mkdir()
+    (tmp_path / "CASES").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert _main(monkeypatch, *args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--device 'gpu0'" in err and "Traceback" not in err

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from insertanywhere.errors import UserError
-from insertanywhere.models.device import DEVICE_HELP
+from insertanywhere.models.device import DEVICE_HELP, check_device_name, resolve_torch_device
 
 app = typer.Typer(
     name="insertanywhere",
@@ -91,6 +91,23 @@ def ui(
     typer.echo(f"InsertAnywhere page on http://{'[' + host + ']' if ':' in host else host}:{port}/ (Ctrl+C stops it)")
     limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_frames=max_frames)
     serve(host=host, port=port, workdir=workdir, limits=limits)
+
+
+def _learned_device(device: str, wanted: bool) -> str:
+    """The torch device for optional learned metrics or scorers: ``device`` resolved when they are wanted.
+
+    A bad name is refused either way (one line, exit 2). Without torch the loaders report the missing extra
+    themselves (a metric skipped, not an error), so that case returns "cpu".
+    """
+    from insertanywhere.errors import MissingDependencyError
+
+    check_device_name(device)
+    if not wanted:
+        return "cpu"
+    try:
+        return resolve_torch_device(device)
+    except MissingDependencyError:
+        return "cpu"
 
 
 def _parse_placement(placement_file: Path | None, box: str | None, frame: int, yaw: float):
@@ -353,7 +370,7 @@ def eval_command(
         str | None, typer.Option("--dino", help="DINO hub id or local folder, e.g. facebook/dinov2-base.")
     ] = None,
     no_learned: Annotated[bool, typer.Option("--no-learned", help="Skip the CLIP/DINO metrics.")] = False,
-    device: Annotated[str, typer.Option(help="torch device for the learned metrics.")] = "cpu",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Score an output folder (subject consistency, VBench-style quality, GT metrics); writes OUT/eval.json."""
     import json
@@ -361,6 +378,7 @@ def eval_command(
     from insertanywhere.eval.evaluate import EvalInputs, evaluate_output, load_eval_models
     from insertanywhere.progress import rich_progress
 
+    device = _learned_device(device, wanted=(clip or dino) is not None and not no_learned)
     models = load_eval_models(clip, dino, learned=not no_learned, device=device)
     with rich_progress() as progress:
         result = evaluate_output(out, EvalInputs(gt=gt, input_video=input_video, reference=reference), models, progress)
@@ -385,7 +403,7 @@ def bench(
     no_learned: Annotated[bool, typer.Option("--no-learned", help="Skip the CLIP/DINO metrics.")] = False,
     reuse: Annotated[bool, typer.Option(help="Reuse existing outputs in REPORT/outputs (rerun metrics only).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty report folder not made by this tool.")] = False,
-    device: Annotated[str, typer.Option(help="torch device for the learned metrics.")] = "cpu",
+    device: DeviceOpt = "auto",
 ) -> None:
     """Run the insert pipeline and every metric over a folder of cases; writes REPORT/report.md, report.json, plots."""
     from insertanywhere.errors import InputError
@@ -399,6 +417,7 @@ def bench(
     if build:
         chosen = tuple(f for f in families.split(",") if f.strip())
         build_cases_folder(cases, data_root=data_root, families=chosen, real=real)
+    device = _learned_device(device, wanted=(clip or dino) is not None and not no_learned)
     models = load_eval_models(clip, dino, learned=not no_learned, device=device)
     with rich_progress() as progress:
         result = run_bench(cases, report, PipelineInsert(synth=synth), models, overwrite, reuse, progress)
@@ -431,7 +450,7 @@ def dataset_build(
     crop_references: Annotated[
         bool, typer.Option("--crop-references/--no-crop-references", help="Let the object crops be references.")
     ] = True,
-    device: Annotated[str, typer.Option(help="torch device for DINOv2.")] = "cpu",
+    device: DeviceOpt = "auto",
     overwrite: Annotated[bool, typer.Option(help="Write into a non-empty folder not made by this tool.")] = False,
 ) -> None:
     """Turn object-removal triplets into insertion samples (source, target, mask, optics mask, reference)."""
@@ -439,7 +458,7 @@ def dataset_build(
     from insertanywhere.data.rose import DatasetBuildConfig, build_dataset
     from insertanywhere.progress import rich_progress
 
-    embedder = make_embedder("dinov2", dino, device) if dino else make_embedder("classical")
+    embedder = make_embedder("dinov2", dino, _learned_device(device, True)) if dino else make_embedder("classical")
     generators = [make_reference_generator(name) for name in generator or []]
     config = DatasetBuildConfig(max_frames=max_frames, n_crops=crops, crop_candidates=crop_references)
     with rich_progress() as progress:
@@ -489,7 +508,7 @@ def train_lora_command(
         bool, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations.")
     ] = True,
     mixed_precision: Annotated[str, typer.Option(help="auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or no.")] = "auto",
-    device: Annotated[str | None, typer.Option(help="torch device (default: cuda when present).")] = None,
+    device: DeviceOpt = "auto",
     prompt: Annotated[str, typer.Option(help="Prompt for samples without one.")] = "",
     cache_dir: Annotated[Path | None, typer.Option(help="Latent cache folder (default RUN/latent_cache).")] = None,
     fill: Annotated[
@@ -529,7 +548,7 @@ def train_lora_command(
         seed=seed,
         gradient_checkpointing=gradient_checkpointing,
         mixed_precision=mixed_precision,
-        device=device,
+        device=None if check_device_name(device) == "auto" else resolve_torch_device(device, extra="diffusion"),
         prompt=prompt,
         cache_dir=cache_dir,
         conditioning=ConditioningConfig(fill=fill, mask_band_px=mask_band, first_frame_known=first_frame_known),
