@@ -441,7 +441,7 @@ def find_support(
             depth, camera, placement, rng, movers, sparse_points=scene.points_world, up_prior=up
         )
         if scene.meta.backends.get("depth", "classical") == "classical" and image is not None:
-            plane = _level_support(plane, camera, placement, image)
+            plane = _level_support(plane, camera, placement, image, up)
     if stand_in:
         warnings.append(
             "the object stands on something that moves and has no depth (classical reconstruction); its support "
@@ -458,10 +458,16 @@ def find_support(
     return plane, n_samples, warnings
 
 
-def _level_support(plane: Plane, camera: Camera, placement: Placement, image: np.ndarray) -> Plane:
+def _level_support(
+    plane: Plane, camera: Camera, placement: Placement, image: np.ndarray, scene_up: np.ndarray | None = None
+) -> Plane:
     """The support's plane turned level: through the same point under the contact, normal to the scene's
     vertical from the image's vertical lines (``place.vertical``), when that vertical is found and the fitted
-    normal is between LEVEL_MIN_DEG and LEVEL_MAX_DEG from it.
+    normal is between LEVEL_MIN_DEG and LEVEL_MAX_DEG from it. Where the image has too few lines (a small
+    frame), ``scene_up`` (world, the reconstruction's dominant level plane: ``estimate_up``) stands in for the
+    lines' vertical; ``fit_support_plane`` has already levelled fits within LEVEL_SNAP_DEG of it, so this takes
+    those between LEVEL_SNAP_DEG and LEVEL_MAX_DEG (the demo's cart top: a rough textureless fit 20 degrees off,
+    which leaned the card sideways and let it trail the cart).
 
     Classical depth fits a plane to noisy or, on a mover, wrong points: tracks on a cart are triangulated as
     if it stood still, and on the synthetic moving_support the cart top's fitted normal is 22 degrees off. The
@@ -470,12 +476,15 @@ def _level_support(plane: Plane, camera: Camera, placement: Placement, image: np
     is measured on the scene's static lines (0.5 degrees off there).
     """
     up_cam = vertical_from_lines(image, camera.K)
-    if up_cam is None:
+    if up_cam is not None:
+        vertical, lowest = camera.world_from_cam[:3, :3] @ up_cam, LEVEL_MIN_DEG
+    elif scene_up is not None:
+        vertical, lowest = np.asarray(scene_up, np.float64) / np.linalg.norm(scene_up), LEVEL_SNAP_DEG
+    else:
         return plane
-    vertical = camera.world_from_cam[:3, :3] @ up_cam
     if vertical @ plane.normal < 0:
         vertical = -vertical
-    if not LEVEL_MIN_DEG < np.degrees(np.arccos(np.clip(vertical @ plane.normal, -1.0, 1.0))) <= LEVEL_MAX_DEG:
+    if not lowest < np.degrees(np.arccos(np.clip(vertical @ plane.normal, -1.0, 1.0))) <= LEVEL_MAX_DEG:
         return plane
     contact = pixel_on_plane(camera, plane, placement.contact_pixel)
     if contact is None:
