@@ -8,8 +8,8 @@ subprocess the way a user runs it, with a tiny randomly initialised model saved 
 Per backend and device it reports: the exit code (and the last stderr line on failure), the warnings it printed,
 the wall time, the device the report and ``scene.json`` say the model ran on, and, against the CPU run of the
 same backend, the largest camera-centre difference (% of the trajectory length), the median relative depth
-difference on pixels both runs give a depth, and the mean Jaccard index of the two runs' object masks. It also checks that a device
-this machine lacks (``cuda:7``) is refused in one line with exit code 2.
+difference on pixels both runs give a depth, and the mean Jaccard index of the two runs' object masks. It also
+checks that a device this machine lacks (``cuda:7``) is refused in one line with exit code 2.
 
 A random model's depth and flow are noise, so the figures say whether the GPU and CPU runs of the *same* model
 agree (plumbing, placement on the device, dtype), not whether the result is good.

@@ -74,7 +74,13 @@ def test_resolve_device_refuses_cpu_unless_allowed(monkeypatch: pytest.MonkeyPat
         resolve_device(None, allow_cpu=False)
     assert resolve_device(None, allow_cpu=True) == "cpu"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert resolve_device(None, allow_cpu=False) == "cuda"
+    assert resolve_device("cuda:0", allow_cpu=False) == "cuda:0"
+    with pytest.raises(UserError, match=r"--device cpu was asked for.*--allow-cpu"):
+        resolve_device("cpu", allow_cpu=False)
+    with pytest.raises(UserError, match="numbered 0-0"):
+        resolve_device("cuda:1", allow_cpu=False)
 
 
 def test_flow_shift_is_3_at_480p_and_5_at_720p() -> None:

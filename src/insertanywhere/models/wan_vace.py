@@ -169,13 +169,14 @@ def resolve_device(device: str | None, allow_cpu: bool) -> str:
     """
     from insertanywhere.models.device import resolve_torch_device
 
-    device = resolve_torch_device("auto" if device is None else device, extra="diffusion")
-    if device == "cpu" and not allow_cpu:
+    resolved = resolve_torch_device("auto" if device is None else device, extra="diffusion")
+    if resolved == "cpu" and not allow_cpu:
+        found = "--device cpu was asked for" if device == "cpu" else "none found"
         raise UserError(
-            "--synth vace needs a GPU (none found); run on a CUDA machine, use --synth composite, "
+            f"--synth vace needs a GPU ({found}); run on a CUDA machine, use --synth composite, "
             "or pass --allow-cpu to run the diffusion model on the CPU (hours per clip)"
         )
-    return device
+    return resolved
 
 
 def _is_local_folder(model: str) -> bool:
