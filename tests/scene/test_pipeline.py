@@ -110,6 +110,8 @@ def test_bad_config_is_one_line():
         ReconstructConfig(dynamic="sam2").validate()
     with pytest.raises(InputError, match="--device 'gpu0'"):
         ReconstructConfig(device="gpu0").validate()
+    with pytest.raises(InputError, match="none is chosen"):
+        ReconstructConfig(model_path="weights/depth-anything").validate()
     with pytest.raises(InputError, match="frames must be"):
         reconstruct(np.zeros((3, 8, 8), np.uint8))
 

@@ -75,6 +75,11 @@ class ReconstructConfig:
         learned = self.learned_backends
         if learned and not self.model_path:
             raise InputError(f"the {learned[0]} backend needs --model-path (a local weights folder or a hub id)")
+        if self.model_path and not learned:
+            raise InputError(
+                "--model-path is for a learned backend, and none is chosen: add --depth depth-anything-v2, "
+                "--flow raft or --dynamic sam2"
+            )
         if len(learned) > 1:
             raise InputError(
                 f"one --model-path cannot serve {' and '.join(learned)}; use one learned backend at a time"
