@@ -270,6 +270,8 @@ def test_learned_backend_options_are_checked_before_any_stage(occluder_case: Pat
     common = ["--object", occluder_case / "object.png", "--placement", occluder_case / "placement.json", "-o", out]
     video = occluder_case / "background.mp4"
     _assert_one_line_refusal(_cli("insert", video, *common, "--flow", "raft"), out, "needs --model-path")
+    _assert_one_line_refusal(_cli("masks", video, *common, "--facing", "sideways"), out, "choose fixed or camera")
+    _assert_one_line_refusal(_cli("masks", video, *common, "--light", "north"), out, "light")
     learned = ["--depth", "depth-anything-v2", "--model-path", tmp_path]
     _assert_one_line_refusal(_cli("insert", video, *common, *learned, "--device", "gpu"), out, "choose auto, cpu")
     if not torch.cuda.is_available():

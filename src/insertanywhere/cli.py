@@ -182,6 +182,10 @@ ModelPathOpt = Annotated[
 DeviceOpt = Annotated[str, typer.Option("--device", help=DEVICE_HELP + ".")]
 FovOpt = Annotated[float | None, typer.Option("--fov", help="Horizontal field of view in degrees, if known.")]
 PropagationOpt = Annotated[str, typer.Option(help="scene-flow (ride a moving support) or camera-only.")]
+LightOpt = Annotated[
+    str | None, typer.Option("--light", help="AZIMUTH,ELEVATION of the light, degrees (default: estimated).")
+]
+FacingOpt = Annotated[str, typer.Option(help="Card facing: fixed, or camera (keeps turning to the camera).")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty folder not made by this tool.")]
 
 
@@ -203,9 +207,9 @@ def insert(
     model_path: ModelPathOpt = None,
     device: DeviceOpt = "auto",
     fov: FovOpt = None,
-    light: Annotated[str | None, typer.Option("--light", help="AZIMUTH,ELEVATION of the light, degrees.")] = None,
+    light: LightOpt = None,
     propagation: PropagationOpt = "scene-flow",
-    facing: Annotated[str, typer.Option(help="Card facing: fixed, or camera (keeps turning to the camera).")] = "fixed",
+    facing: FacingOpt = "fixed",
     model: Annotated[str | None, typer.Option("--model", help="VACE: hub id or local folder.")] = None,
     lora: Annotated[
         Path | None, typer.Option("--lora", help="VACE: LoRA weights (diffusers/peft, Kohya or ComfyUI).")
@@ -287,7 +291,9 @@ def masks(
     model_path: ModelPathOpt = None,
     device: DeviceOpt = "auto",
     fov: FovOpt = None,
+    light: LightOpt = None,
     propagation: PropagationOpt = "scene-flow",
+    facing: FacingOpt = "fixed",
     overwrite: OverwriteOpt = False,
 ) -> None:
     """The 4D-aware masks only: reconstruct (or reuse OUT/scene), place, propagate, occlude; writes masks/, layers/,
@@ -307,8 +313,9 @@ def masks(
         model_path=model_path,
         device=device,
         fov_deg=fov,
-        light=None,
+        light=light,
         propagation=propagation,
+        facing=facing,
         overwrite=overwrite,
         write_video=False,
     )
