@@ -11,7 +11,7 @@ Reported per run: the stage seconds ``reconstruct`` records, the total, the mode
 GPU memory (``torch.cuda.max_memory_allocated``). The CPU stages run on whatever cores the machine has (16 on
 the lent H100 machine, 2 on ours), so only the learned stage's seconds carry over to another machine.
 
-    python benchmarks/bench_learned_gpu.py --prepare .devcheck/clip81    # here: 81 frames of 832x480 as JPEG
+    python benchmarks/bench_learned_gpu.py --prepare .devcheck/clip81 --format jpg   # here (needs PyAV)
     python benchmarks/bench_learned_gpu.py --clip .devcheck/clip81 --device cuda --out result.json
 """
 
@@ -25,19 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_pipeline_check import add_prepare_arguments, prepared
+
 BACKENDS = ("depth-anything-v2-small", "depth-anything-v2-large", "raft-large", "sam2-hiera-tiny")
-
-
-def prepare(folder: Path, family: str, width: int, height: int, n_frames: int) -> None:
-    """Render a synthetic clip and write its frames as ``NNNNN.jpg`` (quality 95: small enough to carry)."""
-    import cv2
-
-    from insertanywhere.data.synthetic import load_synthetic_case, render_case_cached
-
-    rendered = render_case_cached(family, 0, small=False, width=width, height=height, n_frames=n_frames)
-    folder.mkdir(parents=True, exist_ok=True)
-    for index, frame in enumerate(load_synthetic_case(rendered).background):
-        cv2.imwrite(str(folder / f"{index:05d}.jpg"), frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
 
 
 def depth_anything_config(size: str) -> Any:
@@ -108,18 +99,12 @@ def run(frames: Any, fields: dict[str, Any], device: str) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prepare", type=Path, help="write the clip's frames here and stop")
-    parser.add_argument("--family", default="dolly")
-    parser.add_argument("--size", default="832x480x81", help="WIDTHxHEIGHTxFRAMES of the prepared clip")
-    parser.add_argument("--clip", type=Path, help="a folder of frames (--prepare wrote one)")
+    add_prepare_arguments(parser, size="832x480x81")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if args.prepare is not None:
-        width, height, n_frames = (int(v) for v in args.size.split("x"))
-        prepare(args.prepare, args.family, width, height, n_frames)
-        print(json.dumps({"prepared": str(args.prepare)}))
+    if prepared(args):
         return
 
     import numpy as np
@@ -127,7 +112,7 @@ def main() -> None:
 
     from insertanywhere.io.video import VideoReader
 
-    frames = np.stack(list(VideoReader(args.clip)))
+    frames = np.stack(list(VideoReader(args.clip / "frames")))
     result: dict[str, Any] = {
         "device": args.device,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -39,18 +39,40 @@ import numpy as np
 BACKENDS = {"depth-anything-v2": "--depth", "raft": "--flow", "sam2": "--dynamic"}
 
 
-def prepare(folder: Path, family: str, width: int, height: int, n_frames: int) -> None:
-    """Render a synthetic case and write it as ``frames/NNNNN.png``, ``object.png`` and ``placement.json``."""
+def prepare(folder: Path, family: str, width: int, height: int, n_frames: int, suffix: str = ".png") -> None:
+    """Render a synthetic case and write it as ``frames/NNNNN{suffix}``, ``object.png`` and ``placement.json``
+    (``.jpg`` frames at quality 95 keep an 81-frame 832x480 clip small enough to carry to a GPU machine)."""
+    import cv2
+
     from insertanywhere.data.synthetic import load_synthetic_case, render_case_cached
-    from insertanywhere.io.images import write_png
 
     rendered = render_case_cached(family, 0, small=False, width=width, height=height, n_frames=n_frames)
     case = load_synthetic_case(rendered)
     (folder / "frames").mkdir(parents=True, exist_ok=True)
+    options = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix == ".jpg" else []
     for index, frame in enumerate(case.background):
-        write_png(folder / "frames" / f"{index:05d}.png", frame)
+        cv2.imwrite(str(folder / "frames" / f"{index:05d}{suffix}"), frame[..., ::-1], options)
     shutil.copy(case.paths["object"], folder / "object.png")
     (folder / "placement.json").write_text(json.dumps(case.placement.to_dict()))
+
+
+def add_prepare_arguments(parser: argparse.ArgumentParser, size: str, family: str = "dolly") -> None:
+    """The options that write a clip folder here (where PyAV renders it) to carry to the GPU machine."""
+    parser.add_argument("--prepare", type=Path, help="write the clip folder (frames/, object, placement) and stop")
+    parser.add_argument("--family", default=family)
+    parser.add_argument("--size", default=size, help="WIDTHxHEIGHTxFRAMES of the prepared clip")
+    parser.add_argument("--format", choices=["png", "jpg"], default="png", help="the prepared frames' format")
+    parser.add_argument("--clip", type=Path, help="a folder --prepare wrote")
+
+
+def prepared(args: argparse.Namespace) -> bool:
+    """Write the clip folder when ``--prepare`` asks for it; True when that was the whole job."""
+    if args.prepare is None:
+        return False
+    width, height, n_frames = (int(v) for v in args.size.split("x"))
+    prepare(args.prepare, args.family, width, height, n_frames, "." + args.format)
+    print(json.dumps({"prepared": str(args.prepare)}))
+    return True
 
 
 def build_model(backend: str, folder: Path) -> Path:
@@ -131,18 +153,12 @@ def compare(run: dict[str, Any], reference: dict[str, Any]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prepare", type=Path, help="write the clip folder here and stop")
-    parser.add_argument("--family", default="dolly")
-    parser.add_argument("--size", default="320x192x17", help="WIDTHxHEIGHTxFRAMES of the prepared clip")
-    parser.add_argument("--clip", type=Path, help="a folder --prepare wrote")
+    add_prepare_arguments(parser, size="320x192x17")
     parser.add_argument("--devices", default="cpu,cuda")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if args.prepare is not None:
-        width, height, n_frames = (int(v) for v in args.size.split("x"))
-        prepare(args.prepare, args.family, width, height, n_frames)
-        print(json.dumps({"prepared": str(args.prepare)}))
+    if prepared(args):
         return
 
     import torch
