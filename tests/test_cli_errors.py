@@ -134,6 +134,7 @@ def test_full_disk_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
         ("bench", "CASES", "-o", "REPORT", "--device", "gpu0"),
         ("reconstruct", "VIDEO", "-o", "SCENE", "--device", "gpu0"),
         ("train-lora", "DATASET", "-o", "RUN", "--tiny", "--device", "gpu0"),
+        ("dataset", "build", "CASES", "-o", "DATASET", "--device", "gpu0"),
     ],
 )
 def test_a_bad_device_name_is_one_line(

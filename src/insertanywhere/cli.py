@@ -465,7 +465,8 @@ def dataset_build(
     from insertanywhere.data.rose import DatasetBuildConfig, build_dataset
     from insertanywhere.progress import rich_progress
 
-    embedder = make_embedder("dinov2", dino, _learned_device(device, True)) if dino else make_embedder("classical")
+    device = _learned_device(device, wanted=dino is not None)
+    embedder = make_embedder("dinov2", dino, device) if dino else make_embedder("classical")
     generators = [make_reference_generator(name) for name in generator or []]
     config = DatasetBuildConfig(max_frames=max_frames, n_crops=crops, crop_candidates=crop_references)
     with rich_progress() as progress:
