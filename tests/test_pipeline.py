@@ -208,7 +208,7 @@ def test_placement_on_the_sky_is_refused(tmp_path: Path) -> None:
 def test_vace_backend_end_to_end_with_a_tiny_local_model(occluder_case: Path, tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("diffusers")
     from insertanywhere.models.wan_vace import tiny_wan_vace_pipeline
-    from insertanywhere.synth.vace import VaceConfig
+    from insertanywhere.synth.vace import VaceConfig, default_prompt
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model = tmp_path / "tiny-vace"
@@ -236,6 +236,9 @@ def test_vace_backend_end_to_end_with_a_tiny_local_model(occluder_case: Path, tm
     ours, _ = read_video(result.inserted_video)
     assert ours.shape == case.background.shape
     assert result.report["backends"]["synth"] == "vace"
+    settings = result.report["vace"]  # what decided the run, with the device it ran on resolved
+    assert settings["device"] == "cpu" and settings["model"] == str(model) and settings["steps"] == 1
+    assert settings["prompt"] == default_prompt(vace) and settings["seed"] == 0
 
 
 @pytest.mark.torch

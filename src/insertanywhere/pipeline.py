@@ -617,13 +617,20 @@ def _insert_frames(
     )
 
 
+def _vace_config(config: InsertConfig) -> Any:
+    """The job's VaceConfig (``config.vace``, or the defaults with the object's name for the prompt)."""
+    from insertanywhere.synth.vace import VaceConfig
+
+    return config.vace or VaceConfig(object_name=Path(config.object_path).stem)
+
+
 def _run_vace(
     config: InsertConfig, reference: np.ndarray, buffers: dict[str, list[np.ndarray]], progress: Progress
 ) -> np.ndarray:
     """(T, H, W, 3) uint8: the diffusion backend's video, given the composited control video."""
-    from insertanywhere.synth.vace import VaceConfig, synthesize_vace
+    from insertanywhere.synth.vace import synthesize_vace
 
-    vace_config = config.vace or VaceConfig(object_name=Path(config.object_path).stem)
+    vace_config = _vace_config(config)
     return synthesize_vace(
         np.stack(buffers["source"]),
         np.stack(buffers["control"]),
@@ -677,6 +684,11 @@ def _report(
     warnings = list(placed.warnings) + list(scene.meta.extra.get("warnings", []))
     if placed.propagation.tracked.mean() < 0.9 and placed.propagation.support_moves:
         warnings.append("the support was not seen in some frames; its motion there is extrapolated")
+    extra: dict[str, Any] = {}
+    if config.synth == "vace" and config.write_video:
+        from insertanywhere.synth.vace import vace_report
+
+        extra["vace"] = vace_report(_vace_config(config))
     return {
         "inputs": {
             "video": str(Path(config.video).resolve()),
@@ -712,6 +724,7 @@ def _report(
             "fully_hidden_frames": [f.index for f in track_frames if f.visible_fraction < 0.01],
         },
         "warnings": warnings,
+        **extra,
     }
 
 

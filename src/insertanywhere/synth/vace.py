@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,16 @@ class VaceConfig:
             raise UserError(f"VACE max_area must be at least 256 pixels, got {self.max_area}")
         if self.lora is not None and not Path(self.lora).expanduser().exists():
             raise UserError(f"--lora {self.lora} does not exist; pass a .safetensors file or a folder with one")
+
+
+def vace_report(config: VaceConfig) -> dict[str, Any]:
+    """What decided a VACE run, for report.json: every setting, the prompt actually used and the torch device
+    the model ran on (``device`` resolved, so "auto" reads as "cuda", "mps" or "cpu")."""
+    settings = asdict(config)
+    settings["lora"] = None if config.lora is None else str(config.lora)
+    settings["prompt"] = default_prompt(config)
+    settings["device"] = resolve_device(config.device, allow_cpu=True)
+    return settings
 
 
 def default_prompt(config: VaceConfig) -> str:
