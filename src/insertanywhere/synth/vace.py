@@ -158,14 +158,16 @@ def vace_report(config: VaceConfig) -> dict[str, Any]:
     return settings
 
 
+PROMPT_TAIL = "placed naturally in the scene, lit like its surroundings, casting a soft shadow, realistic"
+
+
 def default_prompt(config: VaceConfig) -> str:
     """The prompt: ``config.prompt`` when given, else a sentence naming the object (from its file name)."""
     if config.prompt:
         return config.prompt
-    if config.object_name:
-        name = config.object_name.replace("_", " ").replace("-", " ").strip()
-        return f"a {name} placed naturally in the scene, lit like its surroundings, casting a soft shadow, realistic"
-    return "an object placed naturally in the scene, lit like its surroundings, casting a soft shadow, realistic"
+    name = (config.object_name or "object").replace("_", " ").replace("-", " ").strip() or "object"
+    article = "an" if name[0].lower() in "aeiou" else "a"
+    return f"{article} {name} {PROMPT_TAIL}"
 
 
 def _stderr_line(message: str) -> None:
