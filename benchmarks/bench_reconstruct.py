@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--no-colmap", action="store_true", help="skip the pycolmap reference")
     parser.add_argument("--colmap-cases", nargs="*", default=["dolly", "orbit", "7scenes"])
     parser.add_argument("--jobs", type=int, default=1, help="parallel processes for rendering and pycolmap")
+    parser.add_argument("--dis-preset", default="medium", choices=["ultrafast", "fast", "medium"])
     args = parser.parse_args()
     if args.quick:
         args.width, args.height, args.frames, args.seven_scenes_frames = 416, 240, 25, 30
@@ -194,7 +195,7 @@ def main() -> None:
         true_poses = np.stack([c.cam_from_world for c in case.cameras])
         result = _evaluate(
             family, case.background, true_poses, case.depth, case.dynamic, case.meta.get("camera_model"),
-            ReconstructConfig(),
+            ReconstructConfig(dis_preset=args.dis_preset),
         )  # fmt: skip
         results.append(result)
         print(json.dumps(result), file=sys.stderr)
@@ -206,9 +207,10 @@ def main() -> None:
         for index, start in enumerate(args.seven_scenes_starts):
             frames, poses, depth, K = _seven_scenes(args.seven_scenes_frames, start)
             name = "7scenes" if start == 0 else f"7scenes@{start}"
-            runs = [(name, ReconstructConfig(K=(K[0, 0], K[1, 1], K[0, 2], K[1, 2])))]
+            given = (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+            runs = [(name, ReconstructConfig(K=given, dis_preset=args.dis_preset))]
             if index == 0:
-                runs.append((f"{name}_selfcalib", ReconstructConfig()))
+                runs.append((f"{name}_selfcalib", ReconstructConfig(dis_preset=args.dis_preset)))
             for label, config in runs:
                 result = _evaluate(label, frames, poses, depth, None, "general", config)
                 results.append(result)
