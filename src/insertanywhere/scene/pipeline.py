@@ -259,7 +259,7 @@ def reconstruct(
             linear = cv2.resize(depth_work[t], (width, height), interpolation=cv2.INTER_LINEAR)
             # Linear inside known regions, nearest at the unknown border (never blend with 0).
             depth[t] = np.where(np.abs(linear - nearest) < 0.5 * nearest + 1e-6, linear, nearest)
-            confidence[t] = cv2.resize(confidence_work[t], (width, height))
+            confidence[t] = np.clip(cv2.resize(confidence_work[t], (width, height)), 0.0, 1.0)
             mask = cv2.resize(dynamic_work[t].astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR)
             dynamic[t] = mask > 127
 
@@ -313,7 +313,7 @@ def reconstruct(
         meta=meta,
         cameras=cameras,
         depth=depth,
-        depth_confidence=np.clip(confidence, 0, 1),
+        depth_confidence=confidence,  # clipped to [0, 1] frame by frame on the upsampling threads
         dynamic_mask=dynamic,
         flow_forward=flow_fw_full,
         flow_backward=flow_bw_full,
