@@ -114,10 +114,11 @@ class FlowStream:
         """
         n_pairs = max(len(frames) - 1, 0)
         height, width = frames[0].shape[:2]
+        # np.zeros, not zeros_like: calloc'd pages are mapped as the pairs fill them, not all written up front.
         self.forward = np.zeros((n_pairs, height, width, 2), np.float32)
-        self.backward = np.zeros_like(self.forward)
+        self.backward = np.zeros((n_pairs, height, width, 2), np.float32)
         self.consistent_forward = np.zeros((n_pairs, height, width), bool)
-        self.consistent_backward = np.zeros_like(self.consistent_forward)
+        self.consistent_backward = np.zeros((n_pairs, height, width), bool)
         self.seconds = 0.0
         self.forward_pairs = _PairsAsTheyArrive(self)
         self._ready = [threading.Event() for _ in range(n_pairs)]
