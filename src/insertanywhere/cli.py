@@ -78,19 +78,32 @@ def ui(
     ] = Path("insertanywhere-ui"),
     max_upload_mb: Annotated[float, typer.Option(help="Largest accepted upload, MiB.")] = 512.0,
     max_frames: Annotated[int, typer.Option(help="Longest accepted video, frames.")] = 600,
+    depth: DepthOpt = "classical",
+    flow: FlowOpt = "dis",
+    dynamic: DynamicOpt = "residual",
+    model_path: ModelPathOpt = None,
+    device: DeviceOpt = "auto",
 ) -> None:
-    """Serve the placement page: open a video and an object, drag a box, preview, insert, download."""
+    """Serve the placement page: open a video and an object, drag a box, preview, insert, download.
+
+    The reconstruction options apply to every job the page runs (e.g. --depth depth-anything-v2 --model-path DIR).
+    """
     from insertanywhere.errors import InputError
+    from insertanywhere.scene import ReconstructConfig
+    from insertanywhere.ui.backend import PipelineBackend
     from insertanywhere.ui.server import serve
     from insertanywhere.ui.workspace import Limits
 
     if max_upload_mb <= 0 or max_frames <= 0:
         raise InputError("--max-upload-mb and --max-frames must be positive")
+    # Checked now, in one line, rather than on the page's first preview.
+    reconstruction = {"depth": depth, "flow": flow, "dynamic": dynamic, "model_path": model_path, "device": device}
+    ReconstructConfig(**reconstruction).validate()
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: listening on {host}: anyone who can reach this port can use the page", err=True)
     typer.echo(f"InsertAnywhere page on http://{'[' + host + ']' if ':' in host else host}:{port}/ (Ctrl+C stops it)")
     limits = Limits(max_upload_bytes=int(max_upload_mb * 2**20), max_frames=max_frames)
-    serve(host=host, port=port, workdir=workdir, limits=limits)
+    serve(host=host, port=port, workdir=workdir, limits=limits, backend=PipelineBackend(reconstruction))
 
 
 def _learned_device(device: str, wanted: bool) -> str:

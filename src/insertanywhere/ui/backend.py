@@ -61,8 +61,20 @@ class InsertBackend(Protocol):
         ``progress`` reports the stages (the first preview of a video builds its scene)."""
 
 
+DEFAULT_RECONSTRUCTION = {"depth": "classical", "flow": "dis", "dynamic": "residual"}
+
+
 class PipelineBackend:
-    """The project's pipeline: ``insertanywhere.pipeline.run_insert`` / ``preview_frames``."""
+    """The project's pipeline: ``insertanywhere.pipeline.run_insert`` / ``preview_frames``.
+
+    Args:
+        reconstruction: the server's reconstruction options (``insertanywhere ui --depth ... --model-path ...
+            --device ...``): keys ``depth``, ``flow``, ``dynamic``, ``model_path``, ``device``. They apply to every
+            page job; a request that names a backend other than the built-in default keeps its own.
+    """
+
+    def __init__(self, reconstruction: dict[str, Any] | None = None) -> None:
+        self.reconstruction = dict(reconstruction or {})
 
     def _pipeline(self) -> Any:
         try:
@@ -83,16 +95,24 @@ class PipelineBackend:
 
     def _config(self, request: InsertRequest) -> Any:
         pipeline = self._pipeline()
+        chosen = {"depth": request.depth, "flow": request.flow, "dynamic": DEFAULT_RECONSTRUCTION["dynamic"]}
+        for stage, default in DEFAULT_RECONSTRUCTION.items():
+            if chosen[stage] == default:
+                chosen[stage] = self.reconstruction.get(stage) or default
+        from insertanywhere.scene.config import LEARNED_BACKENDS
+
+        learned = any(name in LEARNED_BACKENDS for name in chosen.values())
         return pipeline.InsertConfig(
             video=request.video,
             object_path=request.object_path,
             placement=request.placement,
             out=request.out,
             synth=request.synth,
-            depth=request.depth,
-            flow=request.flow,
             light=request.light,
             overwrite=False,
+            model_path=self.reconstruction.get("model_path") if learned else None,
+            device=self.reconstruction.get("device") or "auto",
+            **chosen,
             **request.extra,
         )
 

@@ -491,12 +491,13 @@ def serve(
     workdir: str | Path = "insertanywhere-ui",
     limits: Limits | None = None,
     log_level: str = "warning",
+    backend: InsertBackend | None = None,
 ) -> None:
-    """Serve the page until interrupted (``insertanywhere ui``)."""
+    """Serve the page until interrupted (``insertanywhere ui``); ``backend`` as in ``create_app``."""
     require("uvicorn", "ui")
     import uvicorn
 
-    app = create_app(workdir, limits, allowed_hosts=default_allowed_hosts(host))
+    app = create_app(workdir, limits, backend=backend, allowed_hosts=default_allowed_hosts(host))
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 
