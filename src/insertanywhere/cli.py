@@ -89,16 +89,19 @@ def ui(
     The reconstruction options apply to every job the page runs (e.g. --depth depth-anything-v2 --model-path DIR).
     """
     from insertanywhere.errors import InputError
-    from insertanywhere.scene import ReconstructConfig
-    from insertanywhere.ui.backend import PipelineBackend
+    from insertanywhere.ui.backend import DEFAULT_RECONSTRUCTION, PipelineBackend
     from insertanywhere.ui.server import serve
     from insertanywhere.ui.workspace import Limits
 
     if max_upload_mb <= 0 or max_frames <= 0:
         raise InputError("--max-upload-mb and --max-frames must be positive")
-    # Checked now, in one line, rather than on the page's first preview.
     reconstruction = {"depth": depth, "flow": flow, "dynamic": dynamic, "model_path": model_path, "device": device}
-    ReconstructConfig(**reconstruction).validate()
+    if reconstruction != {**DEFAULT_RECONSTRUCTION, "model_path": None, "device": "auto"}:
+        # Checked now, in one line, rather than on the page's first preview. (With the defaults the pipeline is
+        # not imported here: the page starts, and says what is missing, even where it cannot be imported.)
+        from insertanywhere.scene import ReconstructConfig
+
+        ReconstructConfig(**reconstruction).validate()
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: listening on {host}: anyone who can reach this port can use the page", err=True)
     typer.echo(f"InsertAnywhere page on http://{'[' + host + ']' if ':' in host else host}:{port}/ (Ctrl+C stops it)")

@@ -95,12 +95,12 @@ class PipelineBackend:
 
     def _config(self, request: InsertRequest) -> Any:
         pipeline = self._pipeline()
+        from insertanywhere.scene.config import LEARNED_BACKENDS
+
         chosen = {"depth": request.depth, "flow": request.flow, "dynamic": DEFAULT_RECONSTRUCTION["dynamic"]}
         for stage, default in DEFAULT_RECONSTRUCTION.items():
             if chosen[stage] == default:
                 chosen[stage] = self.reconstruction.get(stage) or default
-        from insertanywhere.scene.config import LEARNED_BACKENDS
-
         learned = any(name in LEARNED_BACKENDS for name in chosen.values())
         return pipeline.InsertConfig(
             video=request.video,
