@@ -395,7 +395,7 @@ class Scene4D:
         cameras: one Camera per frame, all in one world frame and one unit.
         depth: (T, H, W) float32 z-depth of the *whole* frame (static and dynamic
             pixels), scene units, 0 = unknown.
-        depth_confidence: (T, H, W) float32 in [0, 1].
+        depth_confidence: (T, H, W) float16 (as reconstructed and as stored) or float32, in [0, 1].
         dynamic_mask: (T, H, W) bool, True where something moves independently of
             the camera.
         flow_forward: (T-1, H, W, 2) float32/float16, displacement t -> t+1 in pixels.

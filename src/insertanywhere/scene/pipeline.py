@@ -251,7 +251,9 @@ def reconstruct(
             depth_work = np.where(dynamic_work, 0.0, depth_work).astype(np.float32)
             confidence_work = np.where(dynamic_work, 0.0, confidence_work).astype(np.float32)
         depth = np.empty((n_frames, height, width), np.float32)
-        confidence = np.empty((n_frames, height, width), np.float32)
+        # float16, as scene/ stores it: half the memory at full size (1.2 GB at 300 frames of 1080p), and a fresh
+        # run sees the same values as one that reuses the saved scene.
+        confidence = np.empty((n_frames, height, width), np.float16)
         dynamic = np.empty((n_frames, height, width), bool)
 
         def upsample(t: int) -> None:
