@@ -94,9 +94,9 @@ def _evaluate(name, frames, true_poses, true_depth, true_dynamic, expected_model
         "rre_deg": round(relative_rotation_error_deg(poses, true_poses), 4),
     }
     static = ~true_dynamic if true_dynamic is not None else np.ones(true_depth.shape, bool)
-    result["depth"] = {k: round(v, 4) for k, v in depth_errors(scene.depth, true_depth, static).items()}
+    result["depth"] = {k: round(v, 4) for k, v in depth_errors(np.asarray(scene.depth), true_depth, static).items()}
     if true_dynamic is not None and true_dynamic.any():
-        result["dynamic_iou"] = round(mask_iou(scene.dynamic_mask, true_dynamic), 4)
+        result["dynamic_iou"] = round(mask_iou(np.asarray(scene.dynamic_mask), true_dynamic), 4)
     return result
 
 

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from insertanywhere.errors import InputError
+from insertanywhere.upsampled import UpsampledStack
 
 OBJECT_UP_AXIS = 1
 """Index of the object frame's axis along the support normal (+Y, pointing away from the support)."""
@@ -388,7 +389,9 @@ class SceneMeta:
 class Scene4D:
     """The reconstructed 4D scene of one clip (static geometry, cameras and movers).
 
-    Arrays may be numpy memmaps when loaded from disk (bounded memory on long clips).
+    The per-frame stacks are read frame by frame (``scene.depth[t]``). They may be numpy memmaps when
+    loaded from disk, or ``upsampled.UpsampledStack``s: a reconstruction keeps them at its working
+    resolution and makes a frame full size when it is read (bounded memory on long clips).
 
     Attributes:
         meta: the pinned ``scene.json``.
@@ -406,11 +409,11 @@ class Scene4D:
 
     meta: SceneMeta
     cameras: list[Camera]
-    depth: np.ndarray
-    depth_confidence: np.ndarray
-    dynamic_mask: np.ndarray
-    flow_forward: np.ndarray | None = None
-    flow_backward: np.ndarray | None = None
+    depth: np.ndarray | UpsampledStack
+    depth_confidence: np.ndarray | UpsampledStack
+    dynamic_mask: np.ndarray | UpsampledStack
+    flow_forward: np.ndarray | UpsampledStack | None = None
+    flow_backward: np.ndarray | UpsampledStack | None = None
     points_world: np.ndarray | None = None
     points_color: np.ndarray | None = None
 

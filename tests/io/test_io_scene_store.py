@@ -12,6 +12,7 @@ import insertanywhere.io.scene_store as scene_store
 from insertanywhere.conventions import Camera, Scene4D, SceneMeta, intrinsics_from_fov, make_pose
 from insertanywhere.errors import InputError
 from insertanywhere.io.scene_store import load_scene, save_scene, scene_exists
+from insertanywhere.upsampled import UpsampledStack
 
 
 def _scene(with_flow: bool = True, with_points: bool = True) -> Scene4D:
@@ -51,6 +52,36 @@ def test_round_trip_through_memmaps(tmp_path: Path) -> None:
     for original, back in zip(scene.cameras, loaded.cameras, strict=True):
         np.testing.assert_array_equal(back.cam_from_world, original.cam_from_world)
         np.testing.assert_array_equal(back.K, original.K)
+
+
+def test_working_resolution_stacks_are_stored_small_and_read_back_alike(tmp_path: Path) -> None:
+    """A reconstruction's stacks (UpsampledStack) go to disk at the working size and come back as stacks that
+    upsample to the very values the in-memory scene gives."""
+    scene = _scene()
+    size = (scene.meta.width * 4, scene.meta.height * 4)
+    scene.meta.width, scene.meta.height = size
+    scene.depth = UpsampledStack(scene.depth, "depth", size)
+    scene.depth_confidence = UpsampledStack(scene.depth_confidence, "confidence", size)
+    scene.dynamic_mask = UpsampledStack(scene.dynamic_mask, "mask", size)
+    scene.flow_forward = UpsampledStack(scene.flow_forward, "flow", size)
+    scene.flow_backward = UpsampledStack(scene.flow_backward, "flow", size)
+    save_scene(scene, tmp_path)
+    assert np.load(tmp_path / "depth.npy", mmap_mode="r").shape == (3, 4, 5)
+    assert np.load(tmp_path / "flow_forward.npy", mmap_mode="r").shape == (2, 4, 5, 2)
+    loaded = load_scene(tmp_path)
+    for name in ("depth", "depth_confidence", "dynamic_mask", "flow_forward", "flow_backward"):
+        original, back = getattr(scene, name), getattr(loaded, name)
+        assert isinstance(back, UpsampledStack) and back.shape == original.shape and back.dtype == original.dtype
+        for t in range(len(original)):
+            np.testing.assert_array_equal(back[t], original[t])
+
+
+def test_frames_larger_than_the_scene_are_refused(tmp_path: Path) -> None:
+    scene = _scene()
+    save_scene(scene, tmp_path)
+    np.save(tmp_path / "depth.npy", np.zeros((3, 8, 10), np.float32))
+    with pytest.raises(InputError, match="do not fit"):
+        load_scene(tmp_path)
 
 
 def test_pinned_json_files(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 import numpy as np
 
-from insertanywhere.scene.flow import DISFlow, fb_consistency, resize_flow
+from insertanywhere.scene.flow import DISFlow, fb_consistency
+from insertanywhere.upsampled import resize_flow
 
 
 def _texture(seed=0, shape=(96, 128)):
@@ -38,7 +39,7 @@ def test_resize_flow_scales_vectors():
 
 
 def test_to_float16_flushes_subnormals_and_keeps_values():
-    from insertanywhere.scene.flow import to_float16
+    from insertanywhere.upsampled import to_float16
 
     values = np.array([1e-7, -3e-5, 0.25, -12.5, 7e-5], np.float32)
     out = to_float16(values)

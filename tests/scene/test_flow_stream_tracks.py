@@ -1,13 +1,11 @@
-"""The flow stream, tracks refined on finer frames, the working size's pixel budget, the full-resolution flows."""
-
-import threading
+"""The flow stream, tracks refined on finer frames, the working size's pixel budget."""
 
 import cv2
 import numpy as np
 import pytest
 
-from insertanywhere.scene.flow import DISFlow, FlowStream, fb_consistency, resize_flow, to_float16
-from insertanywhere.scene.pipeline import _FullResolutionFlows, _work_size
+from insertanywhere.scene.flow import DISFlow, FlowStream, fb_consistency
+from insertanywhere.scene.pipeline import _work_size
 from insertanywhere.scene.tracks import track_points
 
 
@@ -88,15 +86,3 @@ def test_work_size_keeps_a_pixel_budget():
     assert (width, height) == (365, 274) and width * height <= 416 * 240 * 1.01
     assert _work_size(640, 480, 416) == (416, 312)
     assert _work_size(200, 100, 416, 416 * 240) == (200, 100)  # never upscaled
-
-
-def test_full_resolution_flows_match_direct_resizing():
-    rng = np.random.default_rng(0)
-    forward = rng.normal(0, 2, (5, 12, 16, 2)).astype(np.float32)
-    backward = rng.normal(0, 2, (5, 12, 16, 2)).astype(np.float32)
-    started = threading.active_count()
-    forward_full, backward_full = _FullResolutionFlows(forward, backward, 32, 24).result()
-    assert threading.active_count() <= started
-    for t in range(5):
-        np.testing.assert_array_equal(forward_full[t], to_float16(resize_flow(forward[t], 32, 24)))
-        np.testing.assert_array_equal(backward_full[t], to_float16(resize_flow(backward[t], 32, 24)))

@@ -46,7 +46,7 @@ def test_dolly_cameras_and_depth():
     ate = ate_percent(_poses(scene.cameras), _poses(case.cameras))
     assert ate["ate_percent"] < 5.0, ate  # 160x96, 9 frames, ~300 tracks: far looser than the 832x480 target
     # 160x96 has too few tracks on the near box for accurate depth (see the slow 416x240 test): sanity only.
-    errors = depth_errors(scene.depth, case.depth, ~case.dynamic)
+    errors = depth_errors(np.asarray(scene.depth), case.depth, ~case.dynamic)
     assert errors["coverage"] > 0.5 and errors["abs_rel"] < 0.5, errors
     assert scene.points_world is not None and len(scene.points_world) > 50
 
@@ -58,7 +58,7 @@ def test_dolly_medium_size_accuracy():
     assert scene.meta.camera_model == "general"
     ate = ate_percent(_poses(scene.cameras), _poses(case.cameras))
     assert ate["ate_percent"] < 1.0, ate
-    errors = depth_errors(scene.depth, case.depth, ~case.dynamic)
+    errors = depth_errors(np.asarray(scene.depth), case.depth, ~case.dynamic)
     assert errors["abs_rel"] < 0.1 and errors["delta_1_25"] > 0.9, errors
 
 
@@ -78,6 +78,24 @@ def test_static_clip_is_static():
     assert scene.meta.camera_model == "static"
     assert all(np.allclose(c.cam_from_world, np.eye(4)) for c in scene.cameras)
     assert "depth_note" in scene.meta.extra  # no parallax: classical depth is honest about it
+
+
+def test_scene_is_kept_at_the_working_size_and_read_back_alike(tmp_path):
+    """An 832x480 clip works at 416x240: the scene keeps (and scene/ stores) that size, upsamples a frame where
+    it is read, and a run reusing the saved scene reads exactly the values the fresh run did."""
+    case = _case("dolly", width=832, height=480, n_frames=8)
+    folder = tmp_path / "scene"
+    scene = reconstruct_to_folder(case.paths["background"], folder, ReconstructConfig())
+    _check_contract(scene, 8, 480, 832)
+    assert np.load(folder / "depth.npy", mmap_mode="r").shape == (8, 240, 416)
+    assert np.load(folder / "flow_forward.npy", mmap_mode="r").shape == (7, 240, 416, 2)
+    loaded = load_scene(folder)
+    _check_contract(loaded, 8, 480, 832)
+    for name in ("depth", "depth_confidence", "dynamic_mask", "flow_forward", "flow_backward"):
+        for t in (0, 3, 6):
+            np.testing.assert_array_equal(getattr(loaded, name)[t], getattr(scene, name)[t], err_msg=name)
+    depth = scene.depth[4]
+    assert depth.shape == (480, 832) and (depth > 0).mean() > 0.5
 
 
 def test_reconstruct_to_folder_saves_reuses_and_previews(tmp_path):
@@ -158,7 +176,7 @@ def test_moving_occluder_mask():
     scene = reconstruct(case.background, ReconstructConfig())
     from insertanywhere.scene.metrics import mask_iou
 
-    assert mask_iou(scene.dynamic_mask, case.dynamic) > 0.8
+    assert mask_iou(np.asarray(scene.dynamic_mask), case.dynamic) > 0.8
 
 
 SEVEN_SCENES = (

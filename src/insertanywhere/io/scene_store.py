@@ -4,13 +4,16 @@ Layout (``scene/``)::
 
     scene.json           SceneMeta (pinned schema, docs/design.md)
     cameras.json         ObjectTrack schema without object poses (pinned)
-    depth.npy            (T, H, W) float32 z-depth, scene units, 0 = unknown
-    depth_confidence.npy (T, H, W) float16 in [0, 1]
-    dynamic_mask.npy     (T, H, W) bool (older scenes: uint8 0/1, read as bool)
-    flow_forward.npy     (T-1, H, W, 2) float16 pixels, t -> t+1      (optional)
-    flow_backward.npy    (T-1, H, W, 2) float16 pixels, t+1 -> t      (optional)
+    depth.npy            (T, h, w) float32 z-depth, scene units, 0 = unknown
+    depth_confidence.npy (T, h, w) float16 in [0, 1]
+    dynamic_mask.npy     (T, h, w) bool (older scenes: uint8 0/1, read as bool)
+    flow_forward.npy     (T-1, h, w, 2) float16 pixels of the (w, h) frame, t -> t+1      (optional)
+    flow_backward.npy    (T-1, h, w, 2) float16 pixels of the (w, h) frame, t+1 -> t      (optional)
     points.npz           points_world (N, 3) float64, points_color (N, 3) uint8 (optional)
 
+(h, w) is the clip's full (H, W) or, for a reconstructed scene, its working resolution (long side 416):
+an array whose frames are smaller than scene.json's size is read back as an ``upsampled.UpsampledStack``,
+made full size frame by frame where it is read (300 frames of 1080p: 0.4 GB instead of 8.7 GB).
 ``.npy`` files are opened as read-only memmaps, so a long clip's scene does not
 need to fit in memory. Everything is written under temporary names and renamed.
 ``scene.json`` is removed first and written last, so a folder holding it is a
@@ -30,6 +33,7 @@ import numpy as np
 from insertanywhere.conventions import ObjectTrack, Scene4D, SceneMeta
 from insertanywhere.errors import InputError
 from insertanywhere.io.atomic import atomic_path, read_json, write_json_atomic
+from insertanywhere.upsampled import StackKind, UpsampledStack, upsampled_or_array
 
 SCENE_JSON = "scene.json"
 CAMERAS_JSON = "cameras.json"
@@ -62,7 +66,8 @@ def check_scene_shapes(scene: Scene4D) -> None:
     """Raise ValueError when the scene's arrays disagree with its metadata and cameras.
 
     Expected: depth, depth_confidence, dynamic_mask (T, H, W); flows (T-1, H, W, 2); points (N, 3),
-    with T = meta.n_frames = len(cameras), H = meta.height, W = meta.width.
+    with T = meta.n_frames = len(cameras), H = meta.height, W = meta.width (an ``UpsampledStack`` has the
+    full-size shape).
     """
     n_frames, height, width = scene.meta.n_frames, scene.meta.height, scene.meta.width
     if len(scene.cameras) != n_frames:
@@ -97,13 +102,13 @@ def save_scene(scene: Scene4D, folder: str | os.PathLike[str]) -> Path:
     for name in _OPTIONAL_FILES:
         if not present[name]:
             (folder / name).unlink(missing_ok=True)
-    save_array(folder / "depth.npy", scene.depth, np.float32)
-    save_array(folder / "depth_confidence.npy", scene.depth_confidence, np.float16)
-    save_array(folder / "dynamic_mask.npy", scene.dynamic_mask, np.bool_)  # nonzero -> True, one byte each
+    save_array(folder / "depth.npy", _stored(scene.depth), np.float32)
+    save_array(folder / "depth_confidence.npy", _stored(scene.depth_confidence), np.float16)
+    save_array(folder / "dynamic_mask.npy", _stored(scene.dynamic_mask), np.bool_)  # nonzero -> True, one byte each
     if scene.flow_forward is not None:
-        save_array(folder / "flow_forward.npy", scene.flow_forward, np.float16)
+        save_array(folder / "flow_forward.npy", _stored(scene.flow_forward), np.float16)
     if scene.flow_backward is not None:
-        save_array(folder / "flow_backward.npy", scene.flow_backward, np.float16)
+        save_array(folder / "flow_backward.npy", _stored(scene.flow_backward), np.float16)
     if scene.points_world is not None:
         colors = scene.points_color if scene.points_color is not None else np.zeros_like(scene.points_world, np.uint8)
         with atomic_path(folder / "points.npz") as tmp:
@@ -114,6 +119,30 @@ def save_scene(scene: Scene4D, folder: str | os.PathLike[str]) -> Path:
     return folder
 
 
+def _stored(array: np.ndarray | UpsampledStack) -> np.ndarray:
+    """What goes to disk: an ``UpsampledStack``'s working-resolution array, else the array itself."""
+    return array.work if isinstance(array, UpsampledStack) else array
+
+
+def _frames(folder: Path, name: str, kind: StackKind, meta: SceneMeta) -> np.ndarray | UpsampledStack:
+    """A stored per-frame array, as a memmap when its frames are full size, else an ``UpsampledStack``."""
+    array = load_array(folder / name)
+    if kind == "mask" and array.dtype == np.uint8:
+        array = array.view(bool)
+    expected_ndim = 4 if kind == "flow" else 3
+    if array.ndim != expected_ndim or not (0 < array.shape[1] <= meta.height and 0 < array.shape[2] <= meta.width):
+        raise InputError(
+            f"{folder / name}: frames of shape {array.shape[1:]} do not fit the scene's {meta.width}x{meta.height}; "
+            "delete the folder to reconstruct it"
+        )
+    return upsampled_or_array(array, kind, (meta.width, meta.height))
+
+
+def _optional_frames(folder: Path, name: str, meta: SceneMeta) -> np.ndarray | UpsampledStack | None:
+    """A stored flow (``_frames``), or None when the scene has none."""
+    return _frames(folder, name, "flow", meta) if (folder / name).is_file() else None
+
+
 def scene_exists(folder: str | os.PathLike[str]) -> bool:
     """True when ``folder`` holds a complete saved Scene4D."""
     folder = Path(folder)
@@ -121,13 +150,13 @@ def scene_exists(folder: str | os.PathLike[str]) -> bool:
 
 
 def load_scene(folder: str | os.PathLike[str]) -> Scene4D:
-    """Load a Scene4D saved by ``save_scene``; arrays come back as read-only memmaps."""
+    """Load a Scene4D saved by ``save_scene``; arrays come back as read-only memmaps, or as ``UpsampledStack``s
+    over them when they were stored at the working resolution."""
     folder = Path(folder)
     if not scene_exists(folder):
         raise InputError(f"{folder}: not a saved scene (needs scene.json, cameras.json, depth.npy)")
     meta = SceneMeta.from_dict(read_json(folder / SCENE_JSON))
     track = ObjectTrack.from_dict(read_json(folder / CAMERAS_JSON))
-    dynamic = load_array(folder / "dynamic_mask.npy")
     points_world = points_color = None
     if (folder / "points.npz").is_file():
         try:
@@ -138,11 +167,11 @@ def load_scene(folder: str | os.PathLike[str]) -> Scene4D:
     scene = Scene4D(
         meta=meta,
         cameras=track.cameras,
-        depth=load_array(folder / "depth.npy"),
-        depth_confidence=load_array(folder / "depth_confidence.npy"),
-        dynamic_mask=dynamic.view(bool) if dynamic.dtype == np.uint8 else dynamic,
-        flow_forward=load_array(folder / "flow_forward.npy") if (folder / "flow_forward.npy").is_file() else None,
-        flow_backward=load_array(folder / "flow_backward.npy") if (folder / "flow_backward.npy").is_file() else None,
+        depth=_frames(folder, "depth.npy", "depth", meta),
+        depth_confidence=_frames(folder, "depth_confidence.npy", "confidence", meta),
+        dynamic_mask=_frames(folder, "dynamic_mask.npy", "mask", meta),
+        flow_forward=_optional_frames(folder, "flow_forward.npy", meta),
+        flow_backward=_optional_frames(folder, "flow_backward.npy", meta),
         points_world=points_world,
         points_color=points_color,
     )

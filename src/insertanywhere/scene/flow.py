@@ -224,26 +224,3 @@ def fb_consistency(forward: np.ndarray, backward: np.ndarray, alpha: float = 0.0
     loop_sq = (fx + bx) ** 2 + (fy + by) ** 2
     magnitude_sq = fx * fx + fy * fy + bx * bx + by * by
     return loop_sq < alpha * magnitude_sq + beta
-
-
-def resize_flow(flow: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize a (h, w, 2) float32 flow to (height, width, 2), scaling the vectors by the size ratio."""
-    h, w = flow.shape[:2]
-    if (h, w) == (height, width):
-        return flow.astype(np.float32, copy=False)
-    resized = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR)
-    resized[..., 0] *= width / w
-    resized[..., 1] *= height / h
-    return resized
-
-
-def to_float16(values: np.ndarray) -> np.ndarray:
-    """float32 -> float16 (round to nearest even), with what float16 would store as a subnormal (below
-    6.1e-5) flushed to +0: subnormals are ~50x slower in numpy (a static clip's near-zero flow took 14 s to
-    store), and 6e-5 px is far below any flow's precision. OpenCV converts (F16C, 2-3x numpy's cast); the
-    values are one channel for it, so no OpenCV version can read the 1.0 as a per-channel scalar."""
-    flat = np.ascontiguousarray(values, np.float32).reshape(-1, 1)
-    half = cv2.multiply(flat, 1.0, dtype=cv2.CV_16F)
-    bits = half.view(np.uint16)
-    bits[(bits & 0x7C00) == 0] = 0  # exponent 0: subnormal or -0
-    return half.reshape(values.shape)

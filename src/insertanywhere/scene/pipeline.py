@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,17 +26,18 @@ from insertanywhere.scene import depth as depth_stage
 from insertanywhere.scene.cameras import CameraEstimate, estimate_cameras
 from insertanywhere.scene.config import ReconstructConfig
 from insertanywhere.scene.dynamic import hysteresis_masks, residual_scores
-from insertanywhere.scene.flow import FlowStream, resize_flow, to_float16, to_gray
+from insertanywhere.scene.flow import FlowStream, to_gray
 from insertanywhere.scene.intrinsics import fov_x_deg, initial_intrinsics
 from insertanywhere.scene.registry import make_depth_prior, make_dynamic_backend, make_flow_backend
 from insertanywhere.scene.tracks import Tracks, track_points
-from insertanywhere.threads import lower_thread_priority
+from insertanywhere.upsampled import UpsampledStack, to_float16
 
 # 2: pycolmap bundle adjustment, faster tracker settings; 3: rotation-fit model test, gauge-free rotation
 # adjustment; 4: frames decoded with swscale's default colour conversion; 5: a pixel budget for the working
 # size (and the opt-in finer tracks); 6: PnP poses checked against all of a frame's points (a seeded retry when
-# EPnP-RANSAC's is degenerate), keyframe adjustment every 4 registrations.
-PIPELINE_VERSION = 8
+# EPnP-RANSAC's is degenerate), keyframe adjustment every 4 registrations; 9: depth, confidence, masks and flows
+# kept at the working resolution (scene/ too), upsampled per frame where read.
+PIPELINE_VERSION = 9
 
 
 def _load_frames(video_path_or_frames: str | os.PathLike[str] | np.ndarray) -> tuple[np.ndarray, float, dict]:
@@ -135,42 +135,6 @@ def _prior_depth(
     return depth, confidence, info, priors
 
 
-class _FullResolutionFlows:
-    """The working-resolution flows (T-1, h, w, 2) float32 made (T-1, height, width, 2) float16 at full
-    resolution (what io.scene_store keeps), pair by pair: no float32 copy of the clip.
-
-    A lower-priority background thread starts at once and takes the cores the camera and depth stages leave
-    idle; ``result()`` finishes the pairs still left on two threads (a static clip leaves no idle time).
-    """
-
-    def __init__(self, forward: np.ndarray, backward: np.ndarray, width: int, height: int) -> None:
-        self._forward, self._backward, self._size = forward, backward, (width, height)
-        self.forward = np.empty((len(forward), height, width, 2), np.float16)
-        self.backward = np.empty_like(self.forward)
-        self._next = 0
-        self._lock = threading.Lock()
-        self._background = threading.Thread(target=self._work, args=(True,), daemon=True)
-        self._background.start()
-
-    def _work(self, background: bool) -> None:
-        if background:
-            lower_thread_priority()
-        while True:
-            with self._lock:
-                t, self._next = self._next, self._next + 1
-            if t >= len(self._forward):
-                return
-            self.forward[t] = to_float16(resize_flow(self._forward[t], *self._size))
-            self.backward[t] = to_float16(resize_flow(self._backward[t], *self._size))
-
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """Both full-resolution flows, once every pair is made."""
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(self._work, (False, False)))
-        self._background.join()
-        return self.forward, self.backward
-
-
 def reconstruct(
     video_path_or_frames: str | os.PathLike[str] | np.ndarray,
     config: ReconstructConfig | None = None,
@@ -219,9 +183,6 @@ def reconstruct(
     timer.seconds["flow"] = stream.seconds
     timer.seconds["tracks"] = max(0.0, time.perf_counter() - tracks_start - stream.seconds)
     flow_forward, flow_backward = stream.forward, stream.backward
-    # The full-resolution float16 flows the Scene4D keeps, made on a background thread while the cameras and
-    # depth are estimated (their single-threaded stretches leave a core idle).
-    flows_full = _FullResolutionFlows(flow_forward, flow_backward, width, height)
     with timer("cameras"):
         K_full, K_known = initial_intrinsics(width, height, config.fov_deg, config.K)
         K_work = np.diag([scale_x, scale_y, 1.0]) @ K_full
@@ -250,25 +211,15 @@ def reconstruct(
             # Movers have no triangulated depth in the classical default: unknown, not background.
             depth_work = np.where(dynamic_work, 0.0, depth_work).astype(np.float32)
             confidence_work = np.where(dynamic_work, 0.0, confidence_work).astype(np.float32)
-        depth = np.empty((n_frames, height, width), np.float32)
-        # float16, as scene/ stores it: half the memory at full size (1.2 GB at 300 frames of 1080p), and a fresh
-        # run sees the same values as one that reuses the saved scene.
-        confidence = np.empty((n_frames, height, width), np.float16)
-        dynamic = np.empty((n_frames, height, width), bool)
-
-        def upsample(t: int) -> None:
-            nearest = cv2.resize(depth_work[t], (width, height), interpolation=cv2.INTER_NEAREST)
-            linear = cv2.resize(depth_work[t], (width, height), interpolation=cv2.INTER_LINEAR)
-            # Linear inside known regions, nearest at the unknown border (never blend with 0).
-            depth[t] = np.where(np.abs(linear - nearest) < 0.5 * nearest + 1e-6, linear, nearest)
-            confidence[t] = np.clip(cv2.resize(confidence_work[t], (width, height)), 0.0, 1.0)
-            mask = cv2.resize(dynamic_work[t].astype(np.uint8) * 255, (width, height), interpolation=cv2.INTER_LINEAR)
-            dynamic[t] = mask > 127
-
-        # OpenCV and numpy release the GIL in these per-frame calls: two threads use both cores.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(upsample, range(n_frames)))
-        flow_fw_full, flow_bw_full = flows_full.result()
+        # Kept at the working resolution and made full size frame by frame where a stage reads them
+        # (insertanywhere.upsampled): 300 frames of 1080p held 9 GB at full size. Confidence and flow are
+        # float16 here as in scene/, so a fresh run sees the values a run reusing the saved scene does.
+        size = (width, height)
+        depth = UpsampledStack(depth_work, "depth", size)
+        confidence = UpsampledStack(confidence_work, "confidence", size)
+        dynamic = UpsampledStack(dynamic_work, "mask", size)
+        flow_fw_full = UpsampledStack(to_float16(flow_forward), "flow", size)
+        flow_bw_full = UpsampledStack(to_float16(flow_backward), "flow", size)
     to_full = np.diag([1.0 / scale_x, 1.0 / scale_y, 1.0])
     K_out = to_full @ estimate.K
     cameras = [Camera(K_out, pose) for pose in estimate.cam_from_world]
@@ -315,7 +266,7 @@ def reconstruct(
         meta=meta,
         cameras=cameras,
         depth=depth,
-        depth_confidence=confidence,  # clipped to [0, 1] frame by frame on the upsampling threads
+        depth_confidence=confidence,
         dynamic_mask=dynamic,
         flow_forward=flow_fw_full,
         flow_backward=flow_bw_full,
