@@ -6,7 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from insertanywhere.upsampled import UpsampledStack, resize_flow, to_float16, upsample_frame, upsampled_or_array
+from insertanywhere.upsampled import (
+    UpsampledStack,
+    fill_caches,
+    resize_flow,
+    to_float16,
+    upsample_frame,
+    upsampled_or_array,
+)
 
 
 def _depth_work(rng: np.random.Generator) -> np.ndarray:
@@ -124,3 +131,19 @@ def test_threads_reading_the_same_frames_agree():
     for thread in threads:
         thread.join()
     assert not failures
+
+
+def test_fill_caches_makes_short_clips_up_front_and_leaves_long_ones_lazy():
+    rng = np.random.default_rng(7)
+    short = UpsampledStack(rng.uniform(1, 2, (3, 12, 16)).astype(np.float32), "depth", (32, 24), cache_frames=4)
+    long = UpsampledStack(rng.uniform(1, 2, (6, 12, 16)).astype(np.float32), "depth", (32, 24), cache_frames=4)
+    plain = np.zeros((3, 24, 32), np.float32)
+    assert short.fits_cache and not long.fits_cache
+    assert fill_caches([short, long, plain, None]) == 3
+    made = [short[t] for t in range(3)]
+    assert all(frame is short[t] for t, frame in enumerate(made))  # kept, not made again
+    for t in range(3):
+        np.testing.assert_array_equal(made[t], upsample_frame(short.work[t], "depth", 32, 24))
+    first = long[0]
+    long.frame(1), long.frame(2), long.frame(3), long.frame(4)  # a long stack keeps only its last 4
+    assert long[0] is not first

@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from insertanywhere.scene.flow import FlowStream, to_gray
 from insertanywhere.scene.intrinsics import fov_x_deg, initial_intrinsics
 from insertanywhere.scene.registry import make_depth_prior, make_dynamic_backend, make_flow_backend
 from insertanywhere.scene.tracks import Tracks, track_points
-from insertanywhere.upsampled import UpsampledStack, to_float16
+from insertanywhere.upsampled import UpsampledStack, fill_caches, to_float16
 
 # 2: pycolmap bundle adjustment, faster tracker settings; 3: rotation-fit model test, gauge-free rotation
 # adjustment; 4: frames decoded with swscale's default colour conversion; 5: a pixel budget for the working
@@ -40,21 +40,43 @@ from insertanywhere.upsampled import UpsampledStack, to_float16
 PIPELINE_VERSION = 9
 
 
-def _load_frames(video_path_or_frames: str | os.PathLike[str] | np.ndarray) -> tuple[np.ndarray, float, dict]:
-    if isinstance(video_path_or_frames, np.ndarray):
-        frames = video_path_or_frames
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise InputError(f"frames must be a (T, H, W, 3) uint8 array, got {frames.shape} {frames.dtype}")
-        return frames, 30.0, {"kind": "array"}
-    from insertanywhere.io.video import VideoReader
+class _ClipFrames:
+    """The clip's full-size frames, read one at a time: a (T, H, W, 3) uint8 array, or a video / image folder
+    decoded again on each pass (a 1080p frame is 6 MB: 300 of them held 1.9 GB when the clip was read whole).
 
-    # swscale's default conversion (0.6 ms a frame at 832x480, against 12 ms for the accurate one the output
-    # path uses): the reconstruction works on a downscaled copy, where a level of chroma rounding is noise.
-    reader = VideoReader(video_path_or_frames, accurate_color=False)
-    frames = reader.read_all()
-    path = Path(video_path_or_frames)
-    stat = path.stat()
-    return frames, float(reader.info.fps), {"path": str(path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime}
+    Attributes:
+        n_frames, height, width: the clip's size; fps: its rate (30 for an array); source: what it was read from
+            (an array, or the file's path, size and mtime: part of the scene's fingerprint).
+    """
+
+    def __init__(self, video_path_or_frames: str | os.PathLike[str] | np.ndarray) -> None:
+        self._array: np.ndarray | None = None
+        self._path: Path | None = None
+        if isinstance(video_path_or_frames, np.ndarray):
+            frames = video_path_or_frames
+            if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+                raise InputError(f"frames must be a (T, H, W, 3) uint8 array, got {frames.shape} {frames.dtype}")
+            self._array = frames
+            self.n_frames, self.height, self.width = frames.shape[:3]
+            self.fps, self.source = 30.0, {"kind": "array"}
+            return
+        from insertanywhere.io.video import VideoReader
+
+        self._path = Path(video_path_or_frames)
+        info = VideoReader(self._path, accurate_color=False).info
+        self.n_frames, self.height, self.width, self.fps = info.n_frames, info.height, info.width, float(info.fps)
+        stat = self._path.stat()
+        self.source = {"path": str(self._path.resolve()), "size": stat.st_size, "mtime": stat.st_mtime}
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """(H, W, 3) uint8 RGB frames in order."""
+        if self._array is not None:
+            return iter(self._array)
+        from insertanywhere.io.video import VideoReader
+
+        # swscale's default conversion (0.6 ms a frame at 832x480, against 12 ms for the accurate one the output
+        # path uses): the reconstruction works on a downscaled copy, where a level of chroma rounding is noise.
+        return iter(VideoReader(self._path, accurate_color=False))
 
 
 def _work_size(width: int, height: int, long_side: int, max_pixels: int | None = None) -> tuple[int, int]:
@@ -112,7 +134,7 @@ def _classical_depth(
 
 
 def _prior_depth(
-    frames: np.ndarray,
+    frames: _ClipFrames,
     work_size: tuple[int, int],
     tracks: Tracks,
     estimate: CameraEstimate,
@@ -121,13 +143,13 @@ def _prior_depth(
 ) -> tuple[np.ndarray, np.ndarray, dict, list[np.ndarray]]:
     prior_model = make_depth_prior(config)
     if hasattr(prior_model, "check_count"):
-        prior_model.check_count(len(frames))
+        prior_model.check_count(frames.n_frames)
     width, height = work_size
     priors = []
     for t, frame in enumerate(frames):
         raw = prior_model(t, frame)
         priors.append(cv2.resize(raw.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR))
-        progress("depth prior", t + 1, len(frames))
+        progress("depth prior", t + 1, frames.n_frames)
     from insertanywhere.scene.refine import align_priors
 
     depth, confidence, info = align_priors(priors, prior_model.kind, prior_model.metric, tracks, estimate)
@@ -152,28 +174,32 @@ def reconstruct(
     """
     config = (config or ReconstructConfig()).validate()
     timer = StageTimer()
-    with timer("read"):
-        frames, fps, source = _load_frames(video_path_or_frames)
-    n_frames, height, width = frames.shape[:3]
+    frames = _ClipFrames(video_path_or_frames)
+    n_frames, height, width = frames.n_frames, frames.height, frames.width
     if n_frames < 2:
         raise InputError(f"the clip has {n_frames} frame; reconstruction needs at least 2")
     work_width, work_height = _work_size(width, height, config.work_long_side, config.work_max_pixels)
     scale_x, scale_y = work_width / width, work_height / height
+    # Optionally (track_long_side) the tracks are refined on finer frames: their sub-pixel precision sets
+    # the cameras' (synthetic families' ATE 0.07-0.27 % -> 0.04-0.21 %, 7-Scenes 1.29 -> 1.26 %).
+    fine_width, fine_height = _work_size(width, height, max(config.track_long_side, max(work_width, work_height)))
+    fine_size = None if (fine_width, fine_height) == (work_width, work_height) else (fine_width, fine_height)
+    frames_work: list[np.ndarray] = []
+    fine_grays: list[np.ndarray] | None = None if fine_size is None else []
+    with timer("read"):  # decoded and downscaled frame by frame: only the working copies are kept
+        for frame in frames:
+            frames_work.append(cv2.resize(frame, (work_width, work_height), interpolation=cv2.INTER_AREA))
+            if fine_grays is not None:
+                fine = (
+                    frame
+                    if fine_size == (width, height)
+                    else cv2.resize(frame, fine_size, interpolation=cv2.INTER_AREA)
+                )
+                fine_grays.append(to_gray(fine))
+    if len(frames_work) != n_frames:
+        raise InputError(f"the clip gave {len(frames_work)} of its {n_frames} frames; re-encode it")
     with timer("resize"):
-        frames_work = [cv2.resize(f, (work_width, work_height), interpolation=cv2.INTER_AREA) for f in frames]
         grays = [to_gray(f) for f in frames_work]
-        # Optionally (track_long_side) the tracks are refined on finer frames: their sub-pixel precision sets
-        # the cameras' (synthetic families' ATE 0.07-0.27 % -> 0.04-0.21 %, 7-Scenes 1.29 -> 1.26 %).
-        fine_width, fine_height = _work_size(width, height, max(config.track_long_side, max(work_width, work_height)))
-        fine_grays: list[np.ndarray] | None
-        if (fine_width, fine_height) == (work_width, work_height):
-            fine_grays = None
-        elif (fine_width, fine_height) == (width, height):
-            fine_grays = [to_gray(f) for f in frames]
-        else:
-            fine_grays = [
-                to_gray(cv2.resize(f, (fine_width, fine_height), interpolation=cv2.INTER_AREA)) for f in frames
-            ]
     # The tracker follows the flow pair by pair while it is computed; "flow" is the flow's own wall time and
     # "tracks" what the tracking took beyond it.
     stream = FlowStream(frames_work, make_flow_backend(config), progress)
@@ -220,6 +246,8 @@ def reconstruct(
         dynamic = UpsampledStack(dynamic_work, "mask", size)
         flow_fw_full = UpsampledStack(to_float16(flow_forward), "flow", size)
         flow_bw_full = UpsampledStack(to_float16(flow_backward), "flow", size)
+        # A short clip is made full size here, on two threads, as before; a long one stays lazy (bounded memory).
+        fill_caches([depth, dynamic, flow_fw_full, flow_bw_full])
     to_full = np.diag([1.0 / scale_x, 1.0 / scale_y, 1.0])
     K_out = to_full @ estimate.K
     cameras = [Camera(K_out, pose) for pose in estimate.cam_from_world]
@@ -228,10 +256,10 @@ def reconstruct(
         points_world = estimate.points_world.copy()
         track_xy = tracks.xy[:, estimate.point_track]
         first = np.argmax(np.isfinite(track_xy[..., 0]), axis=0)
-        xy = track_xy[first, np.arange(len(first))] / np.array([scale_x, scale_y])
-        cols = np.clip(xy[:, 0].astype(int), 0, width - 1)
-        rows = np.clip(xy[:, 1].astype(int), 0, height - 1)
-        points_color = frames[first, rows, cols].astype(np.uint8)
+        xy = track_xy[first, np.arange(len(first))]  # working pixels: the colours of the working frames
+        cols = np.clip(xy[:, 0].astype(int), 0, work_width - 1)
+        rows = np.clip(xy[:, 1].astype(int), 0, work_height - 1)
+        points_color = np.stack(frames_work)[first, rows, cols].astype(np.uint8)
     if "world_scale" in extra:  # a metric prior set the units: rescale poses and points alike
         for camera in cameras:
             camera.cam_from_world[:3, 3] *= extra["world_scale"]
@@ -249,13 +277,13 @@ def reconstruct(
             "seconds": {k: round(v, 3) for k, v in timer.seconds.items()},
             "pipeline_version": PIPELINE_VERSION,
             "config": config.to_dict(),
-            "source": source,
+            "source": frames.source,
         }
     )
     meta = SceneMeta(
         width=width,
         height=height,
-        fps=fps,
+        fps=frames.fps,
         n_frames=n_frames,
         units="metric" if extra.get("metric") else "arbitrary",
         camera_model=estimate.camera_model,
