@@ -50,6 +50,7 @@ from insertanywhere.place.occlusion import (
 from insertanywhere.place.propagate import Propagation, PropagationMode, propagate
 from insertanywhere.progress import Progress, StageTimer, null_progress
 from insertanywhere.threads import lower_thread_priority
+from insertanywhere.upsampled import fill_caches
 
 if TYPE_CHECKING:
     from insertanywhere.scene import ReconstructConfig
@@ -484,6 +485,9 @@ def run_insert(config: InsertConfig, progress: Progress = null_progress, scene: 
 
                 given = scene
                 save_later(lambda: save_scene(given, scene_dir))
+            # A short clip's scene is made full size here on two threads; the single-threaded mask stage then
+            # finds every frame ready (a long clip's frames are made where read: bounded memory).
+            fill_caches([scene.flow_forward, scene.flow_backward, scene.depth, scene.dynamic_mask])
         return _insert_frames(config, reader, asset, scene, out, timer, progress, scene_saves)
     finally:
         scene_writer.shutdown(wait=True)

@@ -234,8 +234,9 @@ def upsampled_or_array(work: np.ndarray, kind: StackKind, size: tuple[int, int])
 def fill_caches(stacks: Sequence[np.ndarray | UpsampledStack | None], threads: int = 2) -> int:
     """Upsample every frame of each ``UpsampledStack`` among ``stacks`` whose whole clip fits its cache, on
     ``threads`` threads (OpenCV and numpy release the GIL), so a short clip is made full size once, up front,
-    as when the reconstruction upsampled the whole clip: the single-threaded mask stage then finds every frame
-    ready (81 frames of 832x480: made lazily there, they cost it 0.6-1 s). A long clip's stacks stay lazy.
+    as when the reconstruction upsampled the whole clip: ``insert``'s single-threaded mask stage then finds
+    every frame ready (81 frames of 832x480: made lazily there, they cost it 0.6-1 s). A long clip's stacks
+    stay lazy.
 
     Returns:
         The number of frames made.

@@ -33,7 +33,7 @@ import numpy as np
 from insertanywhere.conventions import ObjectTrack, Scene4D, SceneMeta
 from insertanywhere.errors import InputError
 from insertanywhere.io.atomic import atomic_path, read_json, write_json_atomic
-from insertanywhere.upsampled import StackKind, UpsampledStack, fill_caches, upsampled_or_array
+from insertanywhere.upsampled import StackKind, UpsampledStack, upsampled_or_array
 
 SCENE_JSON = "scene.json"
 CAMERAS_JSON = "cameras.json"
@@ -179,6 +179,4 @@ def load_scene(folder: str | os.PathLike[str]) -> Scene4D:
         check_scene_shapes(scene)
     except ValueError as err:
         raise InputError(f"{folder}: inconsistent saved scene ({err}); delete the folder to reconstruct it") from None
-    # A short clip's stacks are made full size now, as the reconstruction does (``upsampled.fill_caches``).
-    fill_caches([scene.depth, scene.dynamic_mask, scene.flow_forward, scene.flow_backward])
     return scene

@@ -30,7 +30,8 @@ from insertanywhere.scene.flow import FlowStream, to_gray
 from insertanywhere.scene.intrinsics import fov_x_deg, initial_intrinsics
 from insertanywhere.scene.registry import make_depth_prior, make_dynamic_backend, make_flow_backend
 from insertanywhere.scene.tracks import Tracks, track_points
-from insertanywhere.upsampled import UpsampledStack, fill_caches, to_float16
+from insertanywhere.threads import lower_thread_priority
+from insertanywhere.upsampled import UpsampledStack, to_float16
 
 # 2: pycolmap bundle adjustment, faster tracker settings; 3: rotation-fit model test, gauge-free rotation
 # adjustment; 4: frames decoded with swscale's default colour conversion; 5: a pixel budget for the working
@@ -209,6 +210,11 @@ def reconstruct(
     timer.seconds["flow"] = stream.seconds
     timer.seconds["tracks"] = max(0.0, time.perf_counter() - tracks_start - stream.seconds)
     flow_forward, flow_backward = stream.forward, stream.backward
+    # The float16 copies the scene keeps, made while the cameras and depth are estimated (their single-threaded
+    # stretches leave a core idle; 0.2 s on 7-Scenes when made after them).
+    converter = ThreadPoolExecutor(max_workers=1, initializer=lower_thread_priority)
+    flows_half = converter.submit(lambda: (to_float16(flow_forward), to_float16(flow_backward)))
+    converter.shutdown(wait=False)  # the conversion runs on; its result is collected when the scene is built
     with timer("cameras"):
         K_full, K_known = initial_intrinsics(width, height, config.fov_deg, config.K)
         K_work = np.diag([scale_x, scale_y, 1.0]) @ K_full
@@ -244,10 +250,9 @@ def reconstruct(
         depth = UpsampledStack(depth_work, "depth", size)
         confidence = UpsampledStack(confidence_work, "confidence", size)
         dynamic = UpsampledStack(dynamic_work, "mask", size)
-        flow_fw_full = UpsampledStack(to_float16(flow_forward), "flow", size)
-        flow_bw_full = UpsampledStack(to_float16(flow_backward), "flow", size)
-        # A short clip is made full size here, on two threads, as before; a long one stays lazy (bounded memory).
-        fill_caches([depth, dynamic, flow_fw_full, flow_bw_full])
+        forward_half, backward_half = flows_half.result()
+        flow_fw_full = UpsampledStack(forward_half, "flow", size)
+        flow_bw_full = UpsampledStack(backward_half, "flow", size)
     to_full = np.diag([1.0 / scale_x, 1.0 / scale_y, 1.0])
     K_out = to_full @ estimate.K
     cameras = [Camera(K_out, pose) for pose in estimate.cam_from_world]
