@@ -212,7 +212,10 @@ class UpsampledStack(np.lib.mixins.NDArrayOperatorsMixin):
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         full = np.empty(self.shape, self.dtype)
         for t in range(len(self.work)):
-            full[t] = upsample_frame(self.work[t], self.kind, self.width, self.height)
+            with self._lock:
+                cached = self._cache.get(t)
+            # Kept frames are copied; the others are made without entering the cache (no churn on a long clip).
+            full[t] = cached if cached is not None else upsample_frame(self.work[t], self.kind, self.width, self.height)
         return full if dtype is None else full.astype(dtype, copy=False)
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
