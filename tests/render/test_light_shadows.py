@@ -9,7 +9,7 @@ import pytest
 
 from insertanywhere.conventions import Camera, intrinsics_from_fov, make_pose
 from insertanywhere.render import Light, SupportPlane, render_object, render_shadow
-from insertanywhere.render.light_shadows import light_from_cast_shadows
+from insertanywhere.render.light_shadows import _wide_blur, light_from_cast_shadows
 from insertanywhere.render.mesh import TexturedMesh
 from insertanywhere.render.shadow import ShadowConfig
 
@@ -79,3 +79,21 @@ def test_no_shadows_no_answer() -> None:
     camera = scene_camera()
     frame, depth, camera = render_scene(Light(UP, strength=0.0))  # ambient only: no cast shadows
     assert light_from_cast_shadows(frame, camera, depth, UP, np.zeros(3)) is None
+
+
+def test_wide_blur_matches_the_direct_gaussian_where_it_subsamples():
+    """A blur many cells wide is made on a subsampled grid; on the support it stays within 0.1 % of the direct
+    one (and is the direct one below 48 cells of sigma)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    support = (cv2.GaussianBlur(rng.random((270, 480)).astype(np.float32), (0, 0), 8) > 0.5).astype(np.float32)
+    luminance = (cv2.GaussianBlur(rng.random((270, 480)).astype(np.float32), (0, 0), 2) * 0.5 + 0.3).astype(np.float32)
+    for sigma in (30.0, 96.0):
+        direct = cv2.GaussianBlur(luminance * support, (0, 0), sigma) / np.maximum(
+            cv2.GaussianBlur(support, (0, 0), sigma), 1e-6
+        )
+        fast = _wide_blur(luminance * support, sigma) / np.maximum(_wide_blur(support, sigma), 1e-6)
+        on = support > 0
+        assert np.max(np.abs(fast[on] - direct[on]) / direct[on]) < 1e-3
+    np.testing.assert_array_equal(_wide_blur(support, 30.0), cv2.GaussianBlur(support, (0, 0), 30.0))
